@@ -1,0 +1,5 @@
+import sys
+
+from gbmseg.cli import main
+
+sys.exit(main())

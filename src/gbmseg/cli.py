@@ -1,0 +1,156 @@
+"""The subcommands of ``gbmseg``: each loads nothing itself, calls ``steps.<step>.run``.
+
+The parser and entry point live in ``cli_parser``; ``main`` is re-exported here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from gbmseg.config import ConfigError, Params
+
+log = logging.getLogger("gbmseg")
+EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
+COMMANDS: dict[str, Callable[[argparse.Namespace, Params], dict]] = {}
+
+
+def command(name: str):
+    def deco(fn):
+        COMMANDS[name] = fn
+        return fn
+
+    return deco
+
+
+def pipeline_group(params: Params) -> str:
+    """Key grouping one pipeline run's stage runs in MLflow: env, else config + data hash."""
+    if env := os.environ.get("GBMSEG_PIPELINE_RUN"):
+        return env
+    data = Path("data.dvc").read_bytes() if Path("data.dvc").is_file() else b""
+    return hashlib.sha256(params.digest().encode() + data).hexdigest()[:16]
+
+
+def data_hash() -> str:
+    import yaml
+
+    path = Path("data.dvc")
+    if not path.is_file():
+        return "untracked"
+    outs = (yaml.safe_load(path.read_text()) or {}).get("outs", [{}])
+    return str(outs[0].get("md5", "unknown"))
+
+
+@contextlib.contextmanager
+def tracked(args: argparse.Namespace, params: Params, step: str):
+    if args.no_track:
+        yield None
+        return
+    from gbmseg import tracking
+
+    with tracking.stage_run(params.tracking, step, pipeline_group(params)) as run:
+        run.tags({"params_digest": params.digest(), "data_hash": data_hash()})
+        yield run
+
+
+@command("synth")
+def _synth(args, params: Params) -> dict:
+    from gbmseg.steps import synth
+
+    meta = synth.run(params.synth, args.out or params.data.raw, params.data.positive)
+    return {
+        "images": len(meta["images"]),
+        "out": args.out or params.data.raw,
+        "next": "gbmseg validate (or `dvc repro`)",
+    }
+
+
+@command("validate")
+def _validate(args, params: Params) -> dict:
+    from gbmseg.steps import validate
+
+    p = params.validate_
+    out = args.out or p.out
+    with tracked(args, params, "validate") as run:
+        res = validate.run(p, args.dir or params.data.raw, out, params.data.positive)
+        if run:
+            run.metrics(res)
+            run.artifact(Path(out) / "table.csv", "validate")
+    return {**res, "out": out, "next": "gbmseg augment"}
+
+
+@command("augment")
+def _augment(args, params: Params) -> dict:
+    from gbmseg.steps import augment
+
+    with tracked(args, params, "augment") as run:
+        res = augment.run(params.augment, params.validate_.out, params.augment.out)
+        if run:
+            run.metrics(res)
+            run.artifact(Path(params.augment.out) / "preview.png", "augment")
+    return {**res, "next": "gbmseg pack"}
+
+
+@command("pack")
+def _pack(args, params: Params) -> dict:
+    from gbmseg.steps import pack
+
+    with tracked(args, params, "pack") as run:
+        res = pack.run(params.pack, params.validate_.out, params.augment.out, params.pack.out)
+        counts = {f"{s}_tiles": v["tiles"] for s, v in res["splits"].items()}
+        if run:
+            run.metrics(counts)
+            run.artifact(Path(params.pack.out) / "manifest.json", "pack")
+    return {**counts, "next": "gbmseg train"}
+
+
+@command("train")
+def _train(args, params: Params) -> dict:
+    from gbmseg.steps import train
+
+    with tracked(args, params, "train") as run:
+        res = train.run(params.train, params.pack.out, run, resume=args.resume)
+    return {**res, "next": "gbmseg evaluate"}
+
+
+@command("evaluate")
+def _evaluate(args, params: Params) -> dict:
+    from gbmseg.steps import evaluate
+
+    with tracked(args, params, "evaluate") as run:
+        res = evaluate.run(
+            params.evaluate,
+            args.model or params.train.out,
+            params.validate_.out,
+            params.pack.out,
+            run,
+        )
+    return {**res, "next": "gbmseg register"}
+
+
+@command("register")
+def _register(args, params: Params) -> dict:
+    from gbmseg import tracking
+    from gbmseg.data.atomic import git_sha
+    from gbmseg.steps import register
+
+    tags = {"git_sha": git_sha(), "params_digest": params.digest(), "data_hash": data_hash()}
+    with tracked(args, params, "register") as run:
+        if run is None:
+            raise ConfigError("register needs MLflow tracking; drop --no-track")
+        res = register.run(
+            params.register_, params.tracking, params.train.out, params.evaluate.metrics, run, tags
+        )
+    ui = tracking.resolve_uri(params.tracking)
+    return {**res, "next": f"browse it: mlflow ui --backend-store-uri {ui}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gbmseg.cli_parser import main as _main
+
+    return _main(argv)

@@ -1,0 +1,112 @@
+"""Image and mask I/O: PNG/TIFF, 8/16-bit, mask polarity, atomic PNG writes."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image, UnidentifiedImageError
+
+from gbmseg.data.atomic import write_bytes
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")  # JPEG only to reject it clearly
+
+
+class DataError(ValueError):
+    """A data file or folder is missing, unreadable or inconsistent."""
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        rgb = arr[..., :3].astype(np.float64)
+        if not (
+            np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2])
+        ):
+            log.warning("%s: colour image converted to grayscale (luma)", path)
+        arr = rgb @ np.array([0.299, 0.587, 0.114])
+        arr = np.rint(arr).astype(np.uint16 if arr.max() > 255 else np.uint8)
+    if arr.ndim != 2:
+        raise DataError(f"{path}: expected a 2-D grayscale image, got shape {arr.shape}")
+    return arr
+
+
+def read_raw(path: str | Path) -> np.ndarray:
+    """Decode a PNG/TIFF into a 2-D array of its native dtype; DataError names the file."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            arr = tifffile.imread(path)
+        else:
+            with Image.open(path) as im:
+                im.load()
+                arr = np.asarray(im.convert("I;16") if im.mode.startswith("I;16") else im)
+                if im.mode == "P":
+                    arr = np.asarray(im.convert("L"))
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise DataError(f"{path}: cannot decode image ({exc}); re-export the file") from exc
+    return _to_gray(np.asarray(arr), path)
+
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale any integer/float grayscale array to uint8 (16-bit: by its dtype range)."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.uint16:
+        return (arr.astype(np.uint32) * 255 // 65535).astype(np.uint8)
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    a = arr.astype(np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    return (
+        np.zeros(a.shape, np.uint8)
+        if hi == lo
+        else np.rint((a - lo) / (hi - lo) * 255).astype(np.uint8)
+    )
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Grayscale image as uint8."""
+    return to_uint8(read_raw(path))
+
+
+def mask_to_binary(arr: np.ndarray, positive: str, path: Path | str = "mask") -> np.ndarray:
+    """Map a {0, max} mask to {0, 1} with 1 = structure; DataError on grey values."""
+    values = np.unique(arr)
+    hi = 65535 if arr.dtype == np.uint16 else 255 if arr.dtype == np.uint8 else 1
+    if not set(values.tolist()) <= {0, hi} and not set(values.tolist()) <= {0, 1}:
+        shown = ", ".join(str(v) for v in values[:6]) + (" ..." if len(values) > 6 else "")
+        raise DataError(
+            f"{path}: mask is not binary ({len(values)} distinct values: {shown}); "
+            "save masks as lossless PNG with only black and white"
+        )
+    on = arr > 0
+    return (~on if positive == "black" else on).astype(np.uint8)
+
+
+def read_mask(path: str | Path, positive: str) -> np.ndarray:
+    return mask_to_binary(read_raw(path), positive, path)
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def write_png(path: str | Path, arr: np.ndarray) -> Path:
+    return write_bytes(path, png_bytes(arr))
+
+
+def binary_to_mask(binary: np.ndarray, positive: str) -> np.ndarray:
+    """{0,1} structure map -> uint8 {0,255} mask in the configured polarity."""
+    on = binary.astype(bool)
+    return np.where(on if positive == "white" else ~on, 255, 0).astype(np.uint8)

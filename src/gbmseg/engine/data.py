@@ -1,0 +1,68 @@
+"""In-memory batches of packed tiles, with cheap on-the-fly flips for training."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gbmseg.data.io import DataError
+
+
+def load_split(packed: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    packed = Path(packed)
+    img, msk = packed / f"{split}_images.npy", packed / f"{split}_masks.npy"
+    if not img.is_file() or not msk.is_file():
+        raise DataError(f"{packed}: no '{split}' arrays; run `gbmseg pack` (or `dvc repro pack`)")
+    x, y = np.load(img, mmap_mode="r"), np.load(msk, mmap_mode="r")
+    if x.shape != y.shape:
+        raise DataError(f"{packed}: {split} images {x.shape} and masks {y.shape} differ")
+    return x, y
+
+
+class Batches:
+    """Iterate (image, mask) float batches; shuffled and flipped when ``train``."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        masks: np.ndarray,
+        batch_size: int,
+        train: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        self.images, self.masks = images, masks
+        self.batch_size, self.train = batch_size, train
+        self.generator = torch.Generator().manual_seed(seed)
+        self.rank, self.world = rank, world
+
+    def __len__(self) -> int:
+        n = len(self._indices_len())
+        return -(-n // self.batch_size)
+
+    def _indices_len(self) -> range:
+        return range(self.rank, len(self.images), self.world)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.images)
+        order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
+        order = order[self.rank :: self.world]
+        for start in range(0, len(order), self.batch_size):
+            idx = np.sort(order[start : start + self.batch_size].numpy())
+            x = torch.from_numpy(np.ascontiguousarray(self.images[idx])).unsqueeze(1)
+            y = torch.from_numpy(np.ascontiguousarray(self.masks[idx])).unsqueeze(1)
+            if self.train:
+                x, y = self._flip(x, y)
+            yield x.float().div_(255), y.float()
+
+    def _flip(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k = int(torch.randint(4, (1,), generator=self.generator))
+        if k:
+            x, y = torch.rot90(x, k, (2, 3)), torch.rot90(y, k, (2, 3))
+        if torch.rand(1, generator=self.generator) < 0.5:
+            x, y = x.flip(3), y.flip(3)
+        return x, y

@@ -1,0 +1,218 @@
+"""The one training loop, used by ``train`` and ``finetune``.
+
+AdamW + linear warm-up and cosine decay, BCE + soft Dice, gradient clipping, early
+stopping on validation Dice, atomic best/last checkpoints, resume, NaN guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from gbmseg.config import TrainParams
+from gbmseg.engine import checkpoint
+from gbmseg.engine.amp import Precision
+from gbmseg.engine.data import Batches
+
+log = logging.getLogger(__name__)
+MetricsHook = Callable[[dict[str, float], int], None]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class FitResult:
+    best_val_dice: float = -1.0
+    best_epoch: int = -1
+    epochs_run: int = 0
+    stopped: str = "completed"
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, p: TrainParams) -> torch.Tensor:
+    logits = logits.float()
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum(dim=(1, 2, 3))
+    denom = prob.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
+    soft_dice = 1 - ((2 * inter + 1) / (denom + 1)).mean()
+    return p.bce_weight * bce + p.dice_weight * soft_dice
+
+
+def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, batches: Batches, prec: Precision) -> dict[str, float]:
+    """Global Dice and mean loss-free statistics over the validation tiles."""
+    model.eval()
+    tp = fp = fn = 0.0
+    for x, y in batches:
+        x, y = x.to(prec.device), y.to(prec.device)
+        with prec.autocast():
+            pred = model(_layout(x, prec)).float() > 0
+        t = y > 0.5
+        tp += float((pred & t).sum())
+        fp += float((pred & ~t).sum())
+        fn += float((~pred & t).sum())
+    denom = 2 * tp + fp + fn
+    return {"val_dice": 1.0 if denom == 0 else 2 * tp / denom}
+
+
+def _layout(x: torch.Tensor, prec: Precision) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        p: TrainParams,
+        prec: Precision,
+        out: Path,
+        on_metrics: MetricsHook | None = None,
+        is_main: bool = True,
+    ):
+        self.model, self.p, self.prec, self.out = model, p, prec, Path(out)
+        self.on_metrics, self.is_main = on_metrics, is_main
+        params = [q for q in model.parameters() if q.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay)
+        self.scaler = torch.amp.GradScaler(prec.device.type, enabled=prec.scaler_needed)
+        self.sched: torch.optim.lr_scheduler.LambdaLR | None = None
+        self.result = FitResult()
+        self.start_epoch = 0
+
+    def _state(self, epoch: int, train_batches: Batches) -> dict:
+        raw = getattr(self.model, "module", self.model)
+        return {
+            "model": raw.state_dict(),
+            "model_config": raw.cfg.to_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict() if self.sched else {},
+            "scaler": self.scaler.state_dict(),
+            "epoch": epoch,
+            "rng": torch.get_rng_state(),
+            "batch_rng": train_batches.generator.get_state(),
+            "best_val_dice": self.result.best_val_dice,
+            "best_epoch": self.result.best_epoch,
+            "history": self.result.history,
+        }
+
+    def resume(self, path: Path, train_batches: Batches) -> None:
+        state = checkpoint.load(path)
+        getattr(self.model, "module", self.model).load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self._pending_sched = state["scheduler"]
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"])
+        train_batches.generator.set_state(state["batch_rng"])
+        self.start_epoch = int(state["epoch"]) + 1
+        self.result.best_val_dice = float(state["best_val_dice"])
+        self.result.best_epoch = int(state["best_epoch"])
+        self.result.history = list(state["history"])
+        log.info("resumed from %s at epoch %d", path, self.start_epoch)
+
+    def _train_epoch(self, epoch: int, batches: Batches) -> dict[str, float]:
+        self.model.train()
+        total, n_img, t0 = torch.zeros((), device=self.prec.device), 0, time.perf_counter()
+        bar = tqdm(
+            batches,
+            desc=f"epoch {epoch + 1}/{self.p.epochs}",
+            unit="batch",
+            disable=None if self.is_main else True,
+            leave=False,
+        )
+        for x, y in bar:
+            x, y = (
+                _layout(x.to(self.prec.device, non_blocking=True), self.prec),
+                y.to(self.prec.device),
+            )
+            with self.prec.autocast():
+                logits = self.model(x)
+            loss = seg_loss(logits, y, self.p)
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if self.p.grad_clip > 0:
+                self.scaler.unscale_(self.opt)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.p.grad_clip)
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self.sched.step()
+            total += loss.detach()
+            n_img += x.shape[0]
+            bar.set_postfix(img_s=f"{n_img / (time.perf_counter() - t0):.1f}")
+        mean_loss = float(total) / max(1, len(batches))
+        if not math.isfinite(mean_loss):
+            raise TrainingDiverged(
+                f"loss became {mean_loss} in epoch {epoch + 1}; last good checkpoint kept in "
+                f"{self.out / 'last.pt'}. Lower train.lr or check the data"
+            )
+        secs = time.perf_counter() - t0
+        return {
+            "loss": mean_loss,
+            "img_per_s": n_img / secs,
+            "epoch_s": secs,
+            "lr": self.opt.param_groups[0]["lr"],
+        }
+
+    def fit(self, train: Batches, val: Batches, resume_from: Path | None = None) -> FitResult:
+        steps = self.p.epochs * len(train)
+        warm = int(self.p.warmup_epochs * len(train))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(steps, max(1, warm)))
+        if resume_from is not None:
+            self.resume(resume_from, train)
+            self.sched.load_state_dict(self._pending_sched)
+        t_start, r = time.perf_counter(), self.result
+        for epoch in range(self.start_epoch, self.p.epochs):
+            row = {
+                "epoch": epoch + 1,
+                **self._train_epoch(epoch, train),
+                **validate(self.model, val, self.prec),
+            }
+            r.history.append(row)
+            r.epochs_run = epoch + 1
+            improved = row["val_dice"] > r.best_val_dice
+            if improved:
+                r.best_val_dice, r.best_epoch = row["val_dice"], epoch + 1
+            if self.is_main:
+                self._checkpoint(epoch, train, improved)
+                if self.on_metrics:
+                    self.on_metrics({k: v for k, v in row.items() if k != "epoch"}, epoch + 1)
+                log.info(
+                    "epoch %d: loss %.4f val_dice %.4f (%.1f img/s)",
+                    epoch + 1,
+                    row["loss"],
+                    row["val_dice"],
+                    row["img_per_s"],
+                )
+            if epoch + 1 - r.best_epoch >= self.p.patience:
+                r.stopped = f"early stop: no val Dice gain in {self.p.patience} epochs"
+                break
+            if self.p.max_minutes and (time.perf_counter() - t_start) / 60 >= self.p.max_minutes:
+                r.stopped = f"time budget of {self.p.max_minutes} min reached"
+                break
+        return r
+
+    def _checkpoint(self, epoch: int, train: Batches, improved: bool) -> None:
+        state = self._state(epoch, train)
+        checkpoint.save(self.out / "last.pt", state)
+        if improved:
+            best = {k: state[k] for k in ("model", "model_config", "epoch", "best_val_dice")}
+            checkpoint.save(self.out / "best.pt", best)

@@ -1,0 +1,115 @@
+"""A configurable U-Net (Ronneberger et al. 2015) for one-channel EM images.
+
+Input: (N, 1, H, W) floats in [0, 1] with H, W divisible by 2**depth; each image is
+standardised inside the network so callers never repeat the normalisation.
+Output: (N, out_channels, H, W) logits.  Parts are named for transfer learning:
+``encoders[i]``, ``bottleneck``, ``decoders[i]``, ``head``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    depth: int = 4
+    base: int = 64
+    norm: str = "batch"
+    dropout: float = 0.0
+    up: str = "transpose"
+    in_channels: int = 1
+    out_channels: int = 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _norm(kind: str, ch: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(ch)
+    if kind == "group":
+        return nn.GroupNorm(min(8, ch), ch)
+    return nn.Identity()
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int, norm: str, dropout: float):
+        bias = norm == "none"
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=bias),
+            _norm(norm, cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=bias),
+            _norm(norm, cout),
+            nn.ReLU(inplace=True),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        super().__init__(*layers)
+
+
+class Up(nn.Module):
+    def __init__(self, cin: int, cout: int, cfg: UNetConfig):
+        super().__init__()
+        if cfg.up == "transpose":
+            self.up: nn.Module = nn.ConvTranspose2d(cin, cout, 2, stride=2)
+        else:
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(cin, cout, 1),
+            )
+        self.conv = DoubleConv(2 * cout, cout, cfg.norm, cfg.dropout)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+
+
+class UNet(nn.Module):
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        widths = [cfg.base * 2**i for i in range(cfg.depth + 1)]
+        self.encoders = nn.ModuleList()
+        cin = cfg.in_channels
+        for w in widths[:-1]:
+            self.encoders.append(DoubleConv(cin, w, cfg.norm, cfg.dropout))
+            cin = w
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = DoubleConv(widths[-2], widths[-1], cfg.norm, cfg.dropout)
+        self.decoders = nn.ModuleList(
+            Up(widths[i + 1], widths[i], cfg) for i in reversed(range(cfg.depth))
+        )
+        self.head = nn.Conv2d(widths[0], cfg.out_channels, 1)
+
+    @property
+    def multiple(self) -> int:
+        """Spatial sizes must be divisible by this."""
+        return 2**self.cfg.depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
+        x = (x - mean) / std
+        skips = []
+        for enc in self.encoders:
+            x = enc(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for dec, skip in zip(self.decoders, reversed(skips), strict=True):
+            x = dec(x, skip)
+        return self.head(x)
+
+
+def build(cfg: UNetConfig | dict) -> UNet:
+    if isinstance(cfg, dict):
+        cfg = UNetConfig(**cfg)
+    return UNet(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,129 @@
+"""train: fit a U-Net on packed tiles.
+
+Checkpoints (``last.pt``, ``best.pt``) live in ``<out>.ckpt/`` while training so a killed
+run resumes with ``resume=True``; the finished model is published atomically to
+``<out>/model.pt`` with ``model_config.json`` and ``_meta.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from pathlib import Path
+
+import torch
+
+from gbmseg.config import TrainParams
+from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
+from gbmseg.engine import checkpoint
+from gbmseg.engine.amp import resolve
+from gbmseg.engine.data import Batches, load_split
+from gbmseg.engine.trainer import FitResult, Trainer
+from gbmseg.model.unet import UNet, UNetConfig, build, count_parameters
+from gbmseg.seed import seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def model_config(p: TrainParams) -> UNetConfig:
+    return UNetConfig(**p.model.model_dump())
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    if history:
+        w = csv.DictWriter(buf, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+    return buf.getvalue()
+
+
+def fit(
+    model: UNet,
+    p: TrainParams,
+    packed: str | Path,
+    out: str | Path,
+    logger=None,
+    resume: bool = False,
+) -> FitResult:
+    """Train ``model`` in place on ``packed`` with params ``p``; shared by train and finetune."""
+    out = Path(out)
+    ckpt_dir = out.with_name(out.name + ".ckpt")
+    seed_everything(p.seed)
+    prec = resolve(p.device, p.amp)
+    model.to(prec.device)
+    if p.channels_last:
+        model.to(memory_format=torch.channels_last)
+    xtr, ytr = load_split(packed, "train")
+    xva, yva = load_split(packed, "val")
+    train = Batches(xtr, ytr, p.batch_size, train=True, seed=p.seed)
+    val = Batches(xva, yva, p.batch_size, train=False)
+    log.info(
+        "training %d params on %d tiles (%s), validating on %d",
+        count_parameters(model),
+        len(xtr),
+        prec.describe(),
+        len(xva),
+    )
+    on_metrics = logger.metrics if logger else None
+    trainer = Trainer(model, p, prec, ckpt_dir, on_metrics=on_metrics)
+    last = ckpt_dir / "last.pt"
+    result = trainer.fit(train, val, resume_from=last if resume and last.is_file() else None)
+    best = checkpoint.load(ckpt_dir / "best.pt")
+    model.load_state_dict(best["model"])
+    return result
+
+
+def publish(
+    model: UNet,
+    p: TrainParams,
+    result: FitResult,
+    out: str | Path,
+    step: str,
+    extra: dict | None = None,
+) -> dict:
+    """Write model dir, metrics JSON and history CSV atomically; return the metrics."""
+    cfg = model.cfg.to_dict()
+    metrics = {
+        "best_val_dice": round(result.best_val_dice, 5),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped": result.stopped,
+        "parameters": count_parameters(model),
+        "img_per_s": round(
+            sum(h["img_per_s"] for h in result.history) / max(1, len(result.history)), 2
+        ),
+        **(extra or {}),
+    }
+    with atomic_dir(out) as tmp:
+        checkpoint.save(
+            tmp / "model.pt",
+            {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_config": cfg},
+        )
+        write_json(tmp / "model_config.json", cfg)
+        write_json(tmp / "_meta.json", meta(step, p.model_dump(mode="json")))
+    write_json(p.metrics, metrics)
+    write_text(p.history, history_csv(result.history))
+    return metrics
+
+
+def run(p: TrainParams, packed: str | Path, logger=None, resume: bool = False) -> dict:
+    model = build(model_config(p))
+    if logger:
+        logger.params({"train": p.model_dump(mode="json")})
+    result = fit(model, p, packed, p.out, logger, resume)
+    metrics = publish(
+        model.cpu().to(memory_format=torch.contiguous_format), p, result, p.out, "train"
+    )
+    if logger:
+        logger.metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+        logger.artifact(p.history, "curves")
+    log.info(
+        "train: best val Dice %.4f at epoch %d (%s) -> %s",
+        result.best_val_dice,
+        result.best_epoch,
+        result.stopped,
+        p.out,
+    )
+    return metrics

@@ -1,0 +1,126 @@
+"""validate: check an image/mask folder with a Great Expectations suite, then normalise it.
+
+Output (only when every expectation holds): ``images/`` (8-bit), ``masks/`` (0/1, 1 =
+structure), ``table.csv``, ``manifest.json`` (sha256 of every file) and ``gx_result.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from gbmseg.config import ValidateParams
+from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_json
+from gbmseg.data.io import DataError, read_image, read_mask, write_png
+from gbmseg.data.table import as_records, build_table
+
+log = logging.getLogger(__name__)
+
+
+class ValidationFailed(DataError):
+    """One or more expectations failed; ``problems`` holds one line per bad file."""
+
+    def __init__(self, root: Path, problems: list[str]):
+        self.problems = problems
+        body = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{root}: {len(problems)} problem(s) found, nothing written:\n{body}")
+
+
+def _expectations(p: ValidateParams) -> list:
+    import great_expectations as gx
+
+    e = gx.expectations
+    lo, hi = p.positive_fraction
+    return [
+        e.ExpectTableRowCountToBeBetween(min_value=p.min_images),
+        e.ExpectColumnValuesToBeInSet(column="has_image", value_set=[True]),
+        e.ExpectColumnValuesToBeInSet(column="has_mask", value_set=[True]),
+        e.ExpectColumnValuesToBeInSet(column="decodes", value_set=[True]),
+        e.ExpectColumnValuesToBeInSet(column="size_match", value_set=[True]),
+        e.ExpectColumnValuesToBeInSet(column="mask_binary", value_set=[True]),
+        e.ExpectColumnValuesToBeBetween(column="positive_fraction", min_value=lo, max_value=hi),
+        e.ExpectColumnValuesToBeUnique(column="sha256"),
+    ]
+
+
+def check(df: pd.DataFrame, p: ValidateParams) -> tuple[bool, list[str], dict]:
+    """Run the suite on the pair table; return (success, problem lines, GX result dict)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    asset = ctx.data_sources.add_pandas("pairs").add_dataframe_asset("table")
+    suite = ctx.suites.add(gx.ExpectationSuite(name="gbmseg_pairs"))
+    for exp in _expectations(p):
+        suite.add_expectation(exp)
+    vd = ctx.validation_definitions.add(
+        gx.ValidationDefinition(
+            name="pairs", data=asset.add_batch_definition_whole_dataframe("all"), suite=suite
+        )
+    )
+    fmt = {"result_format": "COMPLETE", "unexpected_index_column_names": ["name"]}
+    res = vd.run(batch_parameters={"dataframe": df}, result_format=fmt)
+    problems: list[str] = []
+    by_name = df.set_index("name")
+    for r in res.results:
+        if r.success:
+            continue
+        cfg = r.expectation_config
+        col = cfg.kwargs.get("column")
+        if col is None:
+            problems.append(f"(dataset): {cfg.type}: observed {r.result.get('observed_value')}")
+            continue
+        for hit in r.result.get("unexpected_index_list") or []:
+            row = by_name.loc[hit["name"]]
+            path = row["image"] or row["mask"]
+            if col in ("has_image",):
+                path = row["mask"]
+            elif col in ("has_mask", "size_match", "mask_binary"):
+                path = row["mask"] or row["image"]
+            detail = f" ({row['error']})" if row["error"] else ""
+            found = hit[col].item() if hasattr(hit[col], "item") else hit[col]
+            problems.append(f"{path}: {cfg.type}({col}): found {found!r}{detail}")
+    return bool(res.success), problems, res.to_json_dict()
+
+
+def run(p: ValidateParams, raw: str | Path, out: str | Path, positive: str) -> dict:
+    raw, out = Path(raw), Path(out)
+    rows = build_table(raw, positive)
+    df = pd.DataFrame(as_records(rows))
+    ok, problems, gx_result = check(df, p)
+    if not ok:
+        raise ValidationFailed(raw, problems)
+    with atomic_dir(out) as tmp:
+        manifest = {}
+        for row in rows:
+            name = f"{row.name}.png"
+            write_png(tmp / "images" / name, read_image(row.image))
+            write_png(tmp / "masks" / name, read_mask(row.mask, positive))
+            manifest[row.name] = {
+                "image_sha256": sha256_file(tmp / "images" / name),
+                "mask_sha256": sha256_file(tmp / "masks" / name),
+                "source_image_sha256": row.sha256,
+                "positive_fraction": round(row.positive_fraction, 6),
+                "size": [row.height, row.width],
+            }
+        if (raw / "meta.json").is_file():
+            shutil.copyfile(raw / "meta.json", tmp / "source_meta.json")
+        df.to_csv(tmp / "table.csv", index=False)
+        write_json(tmp / "gx_result.json", gx_result)
+        write_json(tmp / "manifest.json", manifest)
+        write_json(
+            tmp / "_meta.json", meta("validate", p.model_dump(mode="json"), {"raw": str(raw)})
+        )
+    summary = {
+        "images": len(rows),
+        "positive_fraction_mean": round(float(df["positive_fraction"].mean()), 6),
+        "expectations": len(gx_result["results"]),
+    }
+    log.info(
+        "validate: %d pairs passed %d expectations -> %s", len(rows), summary["expectations"], out
+    )
+    return summary

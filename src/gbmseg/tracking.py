@@ -1,0 +1,193 @@
+"""Everything MLflow: the only module in gbmseg that imports mlflow.
+
+Runs: every stage logs into a nested run under one parent run per pipeline run
+(grouped by the ``group`` key the caller passes).  Models: logged as models-from-code
+(``gbmseg/serving.py``) with the state_dict as an artifact, never a pickled network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import (
+    ModelSignature,
+    set_model,  # noqa: F401  (re-exported for serving.py)
+)
+from mlflow.types import Schema, TensorSpec
+
+from gbmseg.config import TrackingParams
+
+log = logging.getLogger(__name__)
+PACKAGE_DIR = Path(__file__).resolve().parent
+GROUP_TAG = "gbmseg.pipeline_run"
+
+
+def resolve_uri(tp: TrackingParams, root: str | Path = ".") -> str:
+    """MLFLOW_TRACKING_URI, else params tracking.uri, else a sqlite file in the project."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tp.uri
+    return uri or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+
+
+def setup(tp: TrackingParams, root: str | Path = ".") -> str:
+    """Point MLflow at the store and make sure the experiment exists; return its id."""
+    uri = resolve_uri(tp, root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    exp = mlflow.get_experiment_by_name(tp.experiment)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if uri.startswith("sqlite:") and not os.environ.get("MLFLOW_TRACKING_URI") and not tp.uri:
+        location = (Path(root).resolve() / "mlartifacts").as_uri()
+    try:
+        return mlflow.create_experiment(tp.experiment, artifact_location=location)
+    except MlflowException:  # created concurrently by another stage
+        return mlflow.get_experiment_by_name(tp.experiment).experiment_id
+
+
+class RunLogger:
+    """What a step may log; a thin, typed face over the active MLflow run."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    def params(self, values: dict[str, Any]) -> None:
+        flat = _flatten(values)
+        for i in range(0, len(flat), 100):
+            mlflow.log_params(dict(list(flat.items())[i : i + 100]))
+
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        mlflow.log_metrics({k: float(v) for k, v in values.items()}, step=step)
+
+    def tags(self, values: dict[str, Any]) -> None:
+        mlflow.set_tags({k: str(v) for k, v in values.items()})
+
+    def artifact(self, path: str | Path, folder: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), folder)
+        elif path.is_file():
+            mlflow.log_artifact(str(path), folder)
+
+    def log_model(self, weights: str | Path, input_example: np.ndarray) -> str:
+        return log_model(weights, input_example)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def _parent_run(experiment_id: str, group: str) -> str:
+    client = MlflowClient()
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{GROUP_TAG}` = '{group}' and tags.`gbmseg.role` = 'pipeline'",
+        max_results=1,
+    )
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(
+        experiment_id,
+        run_name=f"pipeline-{group[:12]}",
+        tags={GROUP_TAG: group, "gbmseg.role": "pipeline"},
+    )
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+@contextlib.contextmanager
+def stage_run(
+    tp: TrackingParams, step: str, group: str, root: str | Path = "."
+) -> Iterator[RunLogger]:
+    """A nested run for one stage under the pipeline's parent run."""
+    exp_id = setup(tp, root)
+    parent = _parent_run(exp_id, group)
+    tags = {GROUP_TAG: group, "gbmseg.step": step, "mlflow.parentRunId": parent}
+    with mlflow.start_run(experiment_id=exp_id, run_name=step, tags=tags) as run:
+        yield RunLogger(run.info.run_id)
+
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1, -1))]),
+    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1, -1))]),
+)
+
+
+class UNetPyfunc(mlflow.pyfunc.PythonModel):
+    """Serving face of the U-Net: (N, 1, H, W) floats in [0, 1] -> probabilities."""
+
+    def load_context(self, context) -> None:
+        from gbmseg.engine import checkpoint
+        from gbmseg.model.unet import build
+
+        state = checkpoint.load(context.artifacts["weights"])
+        self.model = build(state["model_config"])
+        self.model.load_state_dict(state["model"])
+        self.model.eval()
+
+    def predict(self, context, model_input, params=None):
+        from gbmseg.engine.amp import resolve
+        from gbmseg.inference import predict_proba
+
+        x = np.asarray(model_input, dtype=np.float32)
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f"expected input of shape (N, 1, H, W), got {x.shape}")
+        prec = resolve("auto", "off")
+        self.model.to(prec.device)
+        tile = max(x.shape[2], x.shape[3], self.model.multiple)
+        return np.stack(
+            [predict_proba(self.model, im[0], prec, tile=min(tile, 512))[None] for im in x]
+        )
+
+
+def log_model(weights: str | Path, input_example: np.ndarray) -> str:
+    """Log the U-Net as a models-from-code pyfunc in the active run; return its URI."""
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(PACKAGE_DIR / "serving.py"),
+        artifacts={"weights": str(weights)},
+        code_paths=[str(PACKAGE_DIR)],
+        signature=SIGNATURE,
+        input_example=input_example.astype(np.float32),
+        pip_requirements=["torch==2.13.0", "numpy", "scipy", "pyyaml", "pydantic>=2", "tqdm"],
+    )
+    return info.model_uri
+
+
+def register(tp: TrackingParams, model_uri: str, tags: dict[str, Any]) -> dict[str, str]:
+    """Register a version; first one becomes ``champion``, later ones ``challenger``."""
+    client = MlflowClient()
+    mv = mlflow.register_model(model_uri, tp.model_name, tags={k: str(v) for k, v in tags.items()})
+    try:
+        client.get_model_version_by_alias(tp.model_name, "champion")
+        alias = "challenger"
+    except MlflowException:
+        alias = "champion"
+    client.set_registered_model_alias(tp.model_name, alias, mv.version)
+    log.info("registered %s version %s with alias %s", tp.model_name, mv.version, alias)
+    return {
+        "name": tp.model_name,
+        "version": str(mv.version),
+        "alias": alias,
+        "model_uri": model_uri,
+    }
+
+
+def load_pyfunc(uri: str):
+    return mlflow.pyfunc.load_model(uri)
