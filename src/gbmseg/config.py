@@ -128,7 +128,7 @@ class TrainParams(Section):
     history: str
     model: ModelParams
     device: Literal["auto", "cpu", "cuda"]
-    amp: Literal["auto", "off", "bf16", "fp16"]
+    amp: Literal["auto", "fp32", "bf16", "fp16"]
     channels_last: bool
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)

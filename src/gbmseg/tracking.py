@@ -148,7 +148,7 @@ class UNetPyfunc(mlflow.pyfunc.PythonModel):
         x = np.asarray(model_input, dtype=np.float32)
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"expected input of shape (N, 1, H, W), got {x.shape}")
-        prec = resolve("auto", "off")
+        prec = resolve("auto", "fp32")
         self.model.to(prec.device)
         tile = max(x.shape[2], x.shape[3], self.model.multiple)
         return np.stack(

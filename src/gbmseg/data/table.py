@@ -27,7 +27,7 @@ class PairRow:
     mask_values: int = 0
     mask_binary: bool = True
     positive_fraction: float | None = None  # None when the mask is absent or unusable
-    sha256: str = ""
+    sha256: str | None = None  # None when the image is absent or unreadable
     mean: float = 0.0
     std: float = 0.0
     error: str = ""

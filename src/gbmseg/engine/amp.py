@@ -43,7 +43,7 @@ def resolve(device: str, amp: str) -> Precision:
         if device == "auto" and torch.cuda.is_available()
         else ("cpu" if device == "auto" else device)
     )
-    if amp == "off":
+    if amp == "fp32":
         return Precision(dev, None)
     if amp == "fp16":
         return Precision(dev, torch.float16)

@@ -26,7 +26,9 @@ def load(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint without unpickling arbitrary objects."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
+        raise CheckpointError(
+            f"{path}: no such checkpoint; train one first (`gbmseg train` or `dvc repro train`)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...

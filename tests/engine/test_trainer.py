@@ -1,0 +1,111 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from gbmseg.engine import checkpoint
+from gbmseg.engine.amp import resolve
+from gbmseg.engine.data import Batches
+from gbmseg.engine.trainer import Trainer, TrainingDiverged, lr_lambda, seg_loss
+from gbmseg.model.unet import build
+from gbmseg.steps import synth
+from tests.conftest import params
+
+
+def _data(n=8, size=32, seed=0):
+    p = params(f"synth.size={size}").synth
+    pairs = [synth.render(np.random.default_rng(seed + i), p)[:2] for i in range(n)]
+    return np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
+
+
+def _train_params(**kw):
+    base = [
+        "train.epochs=3",
+        "train.batch_size=4",
+        "train.max_minutes=0",
+        "train.amp=fp32",
+        "train.model.depth=2",
+        "train.model.base=4",
+    ]
+    return params(*base, *[f"train.{k}={v}" for k, v in kw.items()]).train
+
+
+def _fit(tmp_path, p, x, y, resume=None, on_metrics=None):
+    torch.manual_seed(0)
+    model = build(p.model.model_dump())
+    tr = Trainer(model, p, resolve("cpu", p.amp), tmp_path, on_metrics=on_metrics)
+    train = Batches(x, y, p.batch_size, train=True, seed=0)
+    val = Batches(x[:4], y[:4], p.batch_size, train=False)
+    return model, tr.fit(train, val, resume_from=resume)
+
+
+def test_loss_is_bce_plus_soft_dice():
+    t = torch.zeros(1, 1, 8, 8)
+    t[..., :4] = 1
+    good, bad = (t * 20 - 10), -(t * 20 - 10)
+    p = _train_params()
+    assert seg_loss(good, t, p) < 0.01 < 1.5 < seg_loss(bad, t, p)
+
+
+def test_warmup_then_cosine():
+    f = lr_lambda(100, 10)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.5, abs=0.02) and f(100) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_training_improves_and_writes_atomic_checkpoints(tmp_path):
+    x, y = _data()
+    _, res = _fit(tmp_path, _train_params(epochs=6, lr=0.01), x, y)
+    losses = [h["loss"] for h in res.history]
+    assert losses[-1] < losses[0]
+    assert res.best_val_dice > 0.2
+    last = checkpoint.load(tmp_path / "last.pt")
+    assert set(last) >= {"model", "optimizer", "scheduler", "scaler", "rng", "epoch", "history"}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_resume_continues_where_it_stopped(tmp_path):
+    x, y = _data()
+    p = _train_params(epochs=4)
+    _, full = _fit(tmp_path / "a", p, x, y)
+
+    def crash_after_epoch_2(metrics, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt  # the checkpoint of epoch 2 is already on disk
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path / "b", p, x, y, on_metrics=crash_after_epoch_2)
+    assert checkpoint.load(tmp_path / "b" / "last.pt")["epoch"] == 1  # 0-based
+    _, resumed = _fit(tmp_path / "b", p, x, y, resume=tmp_path / "b" / "last.pt")
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert resumed.history[-1]["loss"] == pytest.approx(full.history[-1]["loss"], rel=1e-4)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    x, y = _data()
+    _fit(tmp_path, _train_params(epochs=1), x, y)
+    good = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+        _fit(tmp_path, _train_params(epochs=3, lr=1e30), x, y)
+    assert (tmp_path / "last.pt").read_bytes() == good
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"model": _Evil()}))
+    with pytest.raises(checkpoint.CheckpointError, match="weights_only"):
+        checkpoint.load(path)
+
+
+def test_bf16_autocast_is_chosen_on_capable_cpus():
+    prec = resolve("cpu", "auto")
+    from gbmseg.engine.amp import cpu_has_bf16
+
+    assert (prec.dtype == torch.bfloat16) == cpu_has_bf16()
+    assert resolve("cpu", "fp32").dtype is None

@@ -1,0 +1,92 @@
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gbmseg.data.io import read_raw
+from gbmseg.steps import validate
+from tests.conftest import shared
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_clean_folder_passes_and_is_normalised(synth_data, tiny_params, tmp_path):
+    out = tmp_path / "v"
+    res = validate.run(tiny_params.validate_, synth_data, out, "black")
+    assert res["images"] == tiny_params.synth.n_images
+    masks = sorted((out / "masks").iterdir())
+    assert len(masks) == res["images"]
+    m = read_raw(masks[0])
+    assert set(np.unique(m)) <= {0, 1} and 0 < m.mean() < 0.5  # 1 = structure, the minority
+    for name in ("manifest.json", "table.csv", "gx_result.json", "_meta.json", "source_meta.json"):
+        assert (out / name).is_file()
+
+
+def test_bad_pairs_are_each_named_and_nothing_is_written(synth_data, tiny_params, tmp_path):
+    bad = _copy(synth_data, tmp_path / "bad")
+    names = sorted(p.name for p in (bad / "images").iterdir())
+    # JPEG mask (grey values), missing mask, truncated image, size mismatch, orphan mask
+    Image.open(bad / "masks" / names[0]).save(bad / "masks" / "tmp.jpg", quality=70)
+    (bad / "masks" / names[0]).unlink()
+    (bad / "masks" / "tmp.jpg").rename(bad / "masks" / names[0].replace(".png", ".jpg"))
+    (bad / "masks" / names[1]).unlink()
+    data = (bad / "images" / names[2]).read_bytes()
+    (bad / "images" / names[2]).write_bytes(data[: len(data) // 3])
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(bad / "masks" / names[3])
+    shutil.copy(bad / "masks" / names[4], bad / "masks" / "orphan.png")
+    out = tmp_path / "out"
+    with pytest.raises(validate.ValidationFailed) as err:
+        validate.run(tiny_params.validate_, bad, out, "black")
+    text = str(err.value)
+    assert (
+        f"masks/{names[0].replace('.png', '.jpg')}: expect_column_values_to_be_in_set(mask_binary)"
+        in text
+    )
+    assert "not binary" in text
+    assert f"images/{names[1]}: expect_column_values_to_be_in_set(has_mask)" in text
+    assert f"images/{names[2]}: expect_column_values_to_be_in_set(decodes)" in text
+    assert f"masks/{names[3]}: expect_column_values_to_be_in_set(size_match)" in text
+    assert "masks/orphan.png: expect_column_values_to_be_in_set(has_image)" in text
+    assert len(err.value.problems) == 5
+    assert not out.exists()
+
+
+def test_inverted_polarity_is_flagged(synth_data, tiny_params, tmp_path):
+    # read with the wrong polarity, the "structure" covers most of every image
+    with pytest.raises(validate.ValidationFailed, match="positive_fraction"):
+        validate.run(tiny_params.validate_, synth_data, tmp_path / "o", "white")
+
+
+def test_too_few_images(synth_data, tiny_params, tmp_path):
+    p = tiny_params.validate_.model_copy(update={"min_images": 100})
+    with pytest.raises(validate.ValidationFailed, match="expect_table_row_count_to_be_between"):
+        validate.run(p, synth_data, tmp_path / "o", "black")
+
+
+def test_missing_and_empty_folders_say_what_to_do(tiny_params, tmp_path):
+    with pytest.raises(validate.DataError, match="gbmseg synth"):
+        validate.run(tiny_params.validate_, tmp_path / "nowhere", tmp_path / "o", "black")
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    with pytest.raises(validate.DataError, match="empty"):
+        validate.run(tiny_params.validate_, tmp_path / "empty", tmp_path / "o", "black")
+
+
+def test_failure_keeps_previous_output(synth_data, tiny_params, tmp_path):
+    out = tmp_path / "v"
+    validate.run(tiny_params.validate_, synth_data, out, "black")
+    before = sorted(p.name for p in (out / "images").iterdir())
+    bad = _copy(synth_data, tmp_path / "bad")
+    next((bad / "masks").iterdir()).unlink()
+    with pytest.raises(validate.ValidationFailed):
+        validate.run(tiny_params.validate_, bad, out, "black")
+    assert sorted(p.name for p in (out / "images").iterdir()) == before
+
+
+def test_isbi2012_passes_with_black_positive(tiny_params, tmp_path):
+    res = validate.run(tiny_params.validate_, shared("isbi2012"), tmp_path / "isbi", "black")
+    assert res["images"] == 30
+    assert 0.15 < res["positive_fraction_mean"] < 0.3

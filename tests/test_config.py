@@ -1,0 +1,88 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gbmseg.config import ConfigError, apply_override, load
+from tests.conftest import ROOT
+
+
+def _write(tmp_path: Path, tree: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def _tree() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_project_params_load_and_every_section_present():
+    p = load(ROOT / "params.yaml")
+    for name in ("data", "synth", "validate", "augment", "pack", "train", "evaluate", "register"):
+        assert p.section(name) is not None
+    assert p.train.model.depth >= 1
+
+
+def test_unknown_key_is_rejected_with_its_name(tmp_path):
+    tree = _tree()
+    tree["train"]["epochz"] = 3
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.epochz'"):
+        load(_write(tmp_path, tree))
+
+
+def test_unknown_section_is_rejected(tmp_path):
+    tree = _tree()
+    tree["trian"] = {"epochs": 1}
+    with pytest.raises(ConfigError, match="unknown key 'trian'"):
+        load(_write(tmp_path, tree))
+
+
+def test_missing_key_is_named(tmp_path):
+    tree = _tree()
+    del tree["pack"]["tile"]
+    with pytest.raises(ConfigError, match=r"missing key 'pack\.tile'"):
+        load(_write(tmp_path, tree))
+
+
+def test_mistyped_value_is_named(tmp_path):
+    tree = _tree()
+    tree["train"]["epochs"] = "many"
+    with pytest.raises(ConfigError, match=r"'train\.epochs'.*many"):
+        load(_write(tmp_path, tree))
+
+
+def test_override_like_dvc_exp_run():
+    p = load(
+        ROOT / "params.yaml", ["train.epochs=3", "augment.rotate.limit=5", "data.positive=white"]
+    )
+    assert p.train.epochs == 3
+    assert p.augment.rotate.limit == 5.0
+    assert p.data.positive == "white"
+
+
+def test_override_of_unknown_key_fails():
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.nope'"):
+        load(ROOT / "params.yaml", ["train.nope=1"])
+
+
+def test_malformed_override_fails():
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
+        apply_override({}, "train.epochs")
+
+
+def test_missing_file_says_what_to_do(tmp_path):
+    with pytest.raises(ConfigError, match="no such parameters file"):
+        load(tmp_path / "params.yaml")
+
+
+def test_split_fractions_must_leave_training_images():
+    with pytest.raises(ConfigError, match="val_fraction"):
+        load(ROOT / "params.yaml", ["pack.val_fraction=0.5", "pack.test_fraction=0.5"])
+
+
+def test_digest_changes_with_params():
+    a = load(ROOT / "params.yaml")
+    b = load(ROOT / "params.yaml", ["train.lr=0.5"])
+    assert a.digest() != b.digest()
+    assert a.digest() == load(ROOT / "params.yaml").digest()

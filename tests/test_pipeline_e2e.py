@@ -1,0 +1,73 @@
+"""`dvc repro` end to end on a tiny configuration in a temporary copy of the project."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gbmseg.config import apply_override, load
+from tests.conftest import ROOT, TINY
+
+BIN = Path(sys.executable).parent
+
+
+def _project_copy(dst: Path) -> Path:
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith(("data/", "metrics/", "reports/", "models/")):
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    tree = yaml.safe_load((dst / "params.yaml").read_text())
+    for item in TINY:
+        apply_override(tree, item)
+    (dst / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    load(dst / "params.yaml")  # still valid
+    return dst
+
+
+def _run(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GBMSEG_"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, (
+        f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    )
+    return res
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path):
+    proj = _project_copy(tmp_path / "proj")
+    _run(proj, "git", "init", "-q")
+    _run(proj, "gbmseg", "synth")
+    _run(proj, "dvc", "commit", "-f", "-q", "data.dvc")
+    _run(proj, "git", "add", "-A")
+    _run(proj, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
+    out = _run(proj, "dvc", "repro")
+    for stage in ("validate", "augment", "pack", "train", "evaluate", "register"):
+        assert f"Running stage '{stage}'" in out.stdout
+
+    metrics = json.loads((proj / "metrics" / "evaluate.json").read_text())
+    assert set(metrics) >= {"dice", "iou", "n_images"} and metrics["n_images"] == 2
+    reg = json.loads((proj / "reports" / "register" / "registration.json").read_text())
+    assert (reg["version"], reg["alias"]) == ("1", "champion")
+    assert (proj / "mlflow.db").is_file()
+    assert list((proj / "reports" / "evaluate" / "overlays").glob("*.png"))
+
+    status = _run(proj, "dvc", "status", "--json")
+    assert json.loads(status.stdout) == {}
+    again = _run(proj, "dvc", "repro")
+    assert "Running stage" not in again.stdout
+    assert "Data and pipelines are up to date" in again.stdout
