@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-PIP_FLAGS := --disable-pip-version-check --progress-bar off -c constraints.txt
+PIP_FLAGS := --disable-pip-version-check --progress-bar off --no-compile -c constraints.txt
 export GBMSEG_ROOT := $(CURDIR)
 
 .PHONY: help venv demo test test-fast lint data repro constraints clean

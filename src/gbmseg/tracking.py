@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,10 @@ SIGNATURE = ModelSignature(
     inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1, -1))]),
     outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 1, -1, -1))]),
 )
+
+
+# the signature is given explicitly, so MLflow's hint about type-annotated predict() is noise
+warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
 
 
 class UNetPyfunc(mlflow.pyfunc.PythonModel):
