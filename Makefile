@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP_FLAGS := --disable-pip-version-check --progress-bar off --no-compile -c constraints.txt
 export GBMSEG_ROOT := $(CURDIR)
 
-.PHONY: help venv demo test test-fast lint data repro constraints clean
+.PHONY: help venv demo test test-fast lint data repro constraints clean pipeline
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,3 +47,6 @@ constraints: venv  ## re-pin constraints.txt from the current venv
 
 clean:  ## remove generated outputs (keeps .venv and the DVC cache)
 	rm -rf data/validated data/augmented data/packed models reports metrics mlflow.db mlartifacts
+
+pipeline: venv  ## recompile pipelines/gbmseg_pipeline.yaml (a test fails when it is stale)
+	$(BIN)/python -m pipelines.gbmseg_pipeline

@@ -15,7 +15,7 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 
 @component
 def validate(
-    params_yaml: str,
+    params: dict,
     run_group: str,
     raw: Input[Dataset],
     validated: Output[Dataset],
@@ -25,7 +25,7 @@ def validate(
 
     call(
         "validate",
-        params_yaml,
+        params,
         run_group,
         {"data.raw": raw.path, "validate.out": validated.path},
         summary,
@@ -34,7 +34,7 @@ def validate(
 
 @component
 def augment(
-    params_yaml: str,
+    params: dict,
     run_group: str,
     validated: Input[Dataset],
     augmented: Output[Dataset],
@@ -44,7 +44,7 @@ def augment(
 
     call(
         "augment",
-        params_yaml,
+        params,
         run_group,
         {"validate.out": validated.path, "augment.out": augmented.path},
         summary,
@@ -53,7 +53,7 @@ def augment(
 
 @component
 def pack(
-    params_yaml: str,
+    params: dict,
     run_group: str,
     validated: Input[Dataset],
     augmented: Input[Dataset],
@@ -64,7 +64,7 @@ def pack(
 
     call(
         "pack",
-        params_yaml,
+        params,
         run_group,
         {"validate.out": validated.path, "augment.out": augmented.path, "pack.out": packed.path},
         summary,
@@ -73,7 +73,7 @@ def pack(
 
 @component
 def train(
-    params_yaml: str,
+    params: dict,
     run_group: str,
     packed: Input[Dataset],
     model: Output[Model],
@@ -84,7 +84,7 @@ def train(
 
     call(
         "train",
-        params_yaml,
+        params,
         run_group,
         {
             "pack.out": packed.path,
@@ -98,7 +98,7 @@ def train(
 
 @component
 def evaluate(
-    params_yaml: str,
+    params: dict,
     run_group: str,
     model: Input[Model],
     validated: Input[Dataset],
@@ -110,7 +110,7 @@ def evaluate(
 
     call(
         "evaluate",
-        params_yaml,
+        params,
         run_group,
         {
             "train.out": model.path,
@@ -125,7 +125,7 @@ def evaluate(
 
 @component
 def register(
-    params_yaml: str,
+    params: dict,
     run_group: str,
     model: Input[Model],
     report: Input[HTML],
@@ -135,7 +135,7 @@ def register(
 
     res = call(
         "register",
-        params_yaml,
+        params,
         run_group,
         {
             "train.out": model.path,

@@ -26,6 +26,7 @@ TINY = [
     "train.epochs=2",
     "train.batch_size=4",
     "train.max_minutes=0",
+    "train.amp=fp32",
     "evaluate.tile=64",
 ]
 

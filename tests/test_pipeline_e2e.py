@@ -1,4 +1,5 @@
-"""`dvc repro` end to end on a tiny configuration in a temporary copy of the project."""
+"""End to end on a tiny configuration in a temporary copy of the project: `dvc repro`, then
+the Kubeflow pipeline under kfp.local on the same params and data, with equal results."""
 
 import json
 import os
@@ -47,15 +48,21 @@ def _run(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:
     return res
 
 
-@pytest.mark.slow
-def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path):
-    proj = _project_copy(tmp_path / "proj")
+@pytest.fixture(scope="module")
+def repro(tmp_path_factory):
+    """A tiny project copy after `gbmseg synth` and `dvc repro`; (path, repro stdout)."""
+    proj = _project_copy(tmp_path_factory.mktemp("e2e") / "proj")
     _run(proj, "git", "init", "-q")
     _run(proj, "gbmseg", "synth")
     _run(proj, "dvc", "commit", "-f", "-q", "data.dvc")
     _run(proj, "git", "add", "-A")
     _run(proj, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny")
-    out = _run(proj, "dvc", "repro")
+    return proj, _run(proj, "dvc", "repro")
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end_then_nothing_to_do(repro):
+    proj, out = repro
     for stage in ("validate", "augment", "pack", "train", "evaluate", "register"):
         assert f"Running stage '{stage}'" in out.stdout
 
@@ -71,3 +78,30 @@ def test_dvc_repro_end_to_end_then_nothing_to_do(tmp_path):
     again = _run(proj, "dvc", "repro")
     assert "Running stage" not in again.stdout
     assert "Data and pipelines are up to date" in again.stdout
+
+
+@pytest.mark.slow
+def test_kfp_local_pipeline_equals_dvc_repro(repro, tmp_path, monkeypatch):
+    """The same step code under Kubeflow (kfp.local): same packed arrays, close metrics."""
+    from kfp import local
+
+    from pipelines.gbmseg_pipeline import gbmseg_pipeline
+
+    proj, _ = repro
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    task = gbmseg_pipeline(
+        raw_uri=str(proj / "data" / "raw"),
+        params=yaml.safe_load((proj / "params.yaml").read_text()),
+    )
+    assert task.output == "gbmseg-unet/1@champion"
+
+    (kfp_pack,) = (tmp_path / "root").glob("*/pack/packed/manifest.json")
+    dvc_pack = json.loads((proj / "data" / "packed" / "manifest.json").read_text())
+    assert json.loads(kfp_pack.read_text())["splits"] == dvc_pack["splits"]
+    (kfp_eval,) = (tmp_path / "root").glob("*/evaluate/report/metrics.json")
+    kfp_metrics = json.loads(kfp_eval.read_text())
+    dvc_metrics = json.loads((proj / "metrics" / "evaluate.json").read_text())
+    assert kfp_metrics["n_images"] == dvc_metrics["n_images"]
+    for key in ("dice", "iou", "pixel_error"):
+        assert kfp_metrics[key] == pytest.approx(dvc_metrics[key], abs=0.01), key

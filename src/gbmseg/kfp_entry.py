@@ -8,6 +8,7 @@ its ``log_metric`` method is used.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -25,30 +26,31 @@ class MetricsSink(Protocol):
 
 def call(
     step: str,
-    params_yaml: str,
+    params: dict[str, Any],
     run_group: str,
     paths: dict[str, str],
     metrics: MetricsSink | None = None,
     track: bool = True,
 ) -> dict[str, Any]:
-    """Run ``gbmseg <step>`` with ``paths`` (params key -> local path) overriding params.yaml."""
+    """Run ``gbmseg <step>`` with ``paths`` (params key -> local path) overriding ``params``
+    (the parsed params.yaml the pipeline was compiled or submitted with)."""
     from gbmseg.cli import COMMANDS
     from gbmseg.cli_parser import build_parser, setup_logging
 
     setup_logging(verbose=False)
-    tree = yaml.safe_load(params_yaml) or {}
+    tree = copy.deepcopy(params)
     for key, value in paths.items():
         apply_override(tree, f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
     with tempfile.TemporaryDirectory() as tmp:
         params_file = Path(tmp) / "params.yaml"
         params_file.write_text(yaml.safe_dump(tree, sort_keys=False))
-        params = load(params_file)
+        parsed = load(params_file)
         for key, value in paths.items():
             if key.endswith((".out", ".metrics", ".history")):
                 Path(value).parent.mkdir(parents=True, exist_ok=True)
         os.environ["GBMSEG_PIPELINE_RUN"] = run_group
         argv = [step, "--params", str(params_file)] + ([] if track else ["--no-track"])
-        result = COMMANDS[step](build_parser().parse_args(argv), params)
+        result = COMMANDS[step](build_parser().parse_args(argv), parsed)
     if metrics is not None:
         for key, value in result.items():
             if isinstance(value, int | float) and not isinstance(value, bool):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,10 +129,6 @@ SIGNATURE = ModelSignature(
 )
 
 
-# the signature is given explicitly, so MLflow's hint about type-annotated predict() is noise
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
-
-
 class UNetPyfunc(mlflow.pyfunc.PythonModel):
     """Serving face of the U-Net: (N, 1, H, W) floats in [0, 1] -> probabilities."""
 
@@ -146,7 +141,7 @@ class UNetPyfunc(mlflow.pyfunc.PythonModel):
         self.model.load_state_dict(state["model"])
         self.model.eval()
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         from gbmseg.engine.amp import resolve
         from gbmseg.inference import predict_proba
 

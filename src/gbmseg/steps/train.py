@@ -109,6 +109,7 @@ def publish(
 
 
 def run(p: TrainParams, packed: str | Path, logger=None, resume: bool = False) -> dict:
+    seed_everything(p.seed)  # the initial weights too
     model = build(model_config(p))
     if logger:
         logger.params({"train": p.model_dump(mode="json")})
