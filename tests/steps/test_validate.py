@@ -57,7 +57,7 @@ def test_bad_pairs_are_each_named_and_nothing_is_written(synth_data, tiny_params
 
 def test_inverted_polarity_is_flagged(synth_data, tiny_params, tmp_path):
     # read with the wrong polarity, the "structure" covers most of every image
-    with pytest.raises(validate.ValidationFailed, match="positive_fraction"):
+    with pytest.raises(validate.ValidationFailed, match="looks inverted"):
         validate.run(tiny_params.validate_, synth_data, tmp_path / "o", "white")
 
 
@@ -90,3 +90,59 @@ def test_isbi2012_passes_with_black_positive(tiny_params, tmp_path):
     res = validate.run(tiny_params.validate_, shared("isbi2012"), tmp_path / "isbi", "black")
     assert res["images"] == 30
     assert 0.15 < res["positive_fraction_mean"] < 0.3
+
+
+def test_labelme_folder_is_accepted_and_rasterised(tmp_path, tiny_params):
+    import json
+
+    root = tmp_path / "lm"
+    (root / "images").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((40, 50), 180 + i, np.uint8)).save(root / "images" / f"im{i}.png")
+        shapes = [
+            {
+                "label": "gbm",
+                "shape_type": "polygon",
+                "points": [[0, 10 + i], [49, 12], [49, 18], [0, 16 + i]],
+            }
+        ]
+        doc = {"shapes": shapes, "imagePath": f"im{i}.png", "imageHeight": 40, "imageWidth": 50}
+        (root / "images" / f"im{i}.json").write_text(json.dumps(doc))
+    res = validate.run(tiny_params.validate_, root, tmp_path / "out", "black")
+    assert res["images"] == 3
+    m = read_raw(tmp_path / "out" / "masks" / "im0.png")
+    assert set(np.unique(m)) == {0, 1} and 0.05 < m.mean() < 0.3
+    assert (tmp_path / "out" / "data_docs" / "index.html").is_file()
+    assert (tmp_path / "out" / "contact_sheet.png").is_file()
+
+
+def test_labelme_with_unknown_label_is_named(tmp_path, tiny_params):
+    import json
+
+    root = tmp_path / "lm"
+    (root / "images").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((40, 50), 180 + i, np.uint8)).save(root / "images" / f"im{i}.png")
+        label = "cell" if i == 1 else "gbm"
+        shapes = [{"label": label, "shape_type": "rectangle", "points": [[0, 10], [49, 16]]}]
+        doc = {"shapes": shapes, "imagePath": f"im{i}.png", "imageHeight": 40, "imageWidth": 50}
+        (root / "images" / f"im{i}.json").write_text(json.dumps(doc))
+    with pytest.raises(validate.ValidationFailed) as err:
+        validate.run(tiny_params.validate_, root, tmp_path / "out", "black")
+    assert len(err.value.problems) == 1
+    assert "im1.json: expect_column_values_to_be_in_set(mask_binary)" in err.value.problems[0]
+    assert "unknown label 'cell'" in err.value.problems[0]
+
+
+def test_isbi_copy_with_jpeg_mask_and_missing_mask_names_both(tiny_params, tmp_path):
+    bad = _copy(shared("isbi2012"), tmp_path / "isbi")
+    shutil.rmtree(bad / "test_images", ignore_errors=True)
+    Image.open(bad / "masks" / "0.png").save(bad / "masks" / "0.jpg", quality=75)
+    (bad / "masks" / "0.png").unlink()
+    (bad / "masks" / "1.png").unlink()
+    with pytest.raises(validate.ValidationFailed) as err:
+        validate.run(tiny_params.validate_, bad, tmp_path / "out", "black")
+    assert len(err.value.problems) == 2
+    assert "masks/0.jpg: expect_column_values_to_be_in_set(mask_binary)" in str(err.value)
+    assert "images/1.png: expect_column_values_to_be_in_set(has_mask)" in str(err.value)
+    assert not (tmp_path / "out").exists()

@@ -57,11 +57,15 @@ def read_raw(path: str | Path) -> np.ndarray:
 
 
 def to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale any integer/float grayscale array to uint8 (16-bit: by its dtype range)."""
+    """Scale any integer/float grayscale array to uint8 (16-bit and float: by the used range)."""
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == np.uint16:
-        return (arr.astype(np.uint32) * 255 // 65535).astype(np.uint8)
+        # 16-bit EM often uses 12-14 bits: stretch the used range, not the dtype's
+        lo, hi = int(arr.min()), int(arr.max())
+        if hi == lo:
+            return np.zeros(arr.shape, np.uint8)
+        return ((arr.astype(np.uint32) - lo) * 255 // (hi - lo)).astype(np.uint8)
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
     a = arr.astype(np.float64)

@@ -29,6 +29,20 @@ def error_overlay(
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
+def thumbnail(rgb: np.ndarray, size: int = 256) -> np.ndarray:
+    """Shrink an RGB picture so its longer side is at most ``size`` pixels."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    if scale >= 1:
+        return rgb
+    im = Image.fromarray(rgb).resize(
+        (max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR
+    )
+    return np.asarray(im)
+
+
 def grid(tiles: list[np.ndarray], cols: int = 4, pad: int = 4) -> np.ndarray:
     """Lay RGB tiles out on a white sheet (tiles may differ in size)."""
     cols = max(1, min(cols, len(tiles)))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gbmseg.data import labelme
 from gbmseg.data.io import DataError, list_images, mask_to_binary, read_raw, to_uint8
 
 
@@ -33,8 +34,22 @@ class PairRow:
     error: str = ""
 
 
+def _annotations(root: Path) -> dict[str, Path]:
+    """labelme JSON files beside the images, in labels/ or in masks/ (stem -> path)."""
+    found: dict[str, Path] = {}
+    for sub in ("images", "labels", "masks"):
+        folder = root / sub
+        if folder.is_dir():
+            found.update({p.stem: p for p in sorted(folder.glob("*.json"))})
+    return found
+
+
 def find_pairs(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
-    """Images and masks of a dataset folder keyed by file stem; DataError if the layout is off."""
+    """Images and masks of a dataset folder keyed by file stem; DataError if the layout is off.
+
+    A mask is a PNG/TIFF in ``masks/`` or a labelme JSON (beside the image, in ``labels/`` or
+    in ``masks/``); where both exist the raster mask wins.
+    """
     if not root.is_dir():
         raise DataError(
             f"{root}: data folder not found; generate demo data with `gbmseg synth`, "
@@ -44,44 +59,67 @@ def find_pairs(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
     if not img_dir.is_dir():
         raise DataError(f"{root}: no images/ folder (expected images/NAME.png and masks/NAME.png)")
     images = {p.stem: p for p in list_images(img_dir)}
-    masks = {p.stem: p for p in list_images(mask_dir)} if mask_dir.is_dir() else {}
+    masks = {
+        **_annotations(root),
+        **({p.stem: p for p in list_images(mask_dir)} if mask_dir.is_dir() else {}),
+    }
     if not images and not masks:
         raise DataError(f"{root}: images/ is empty; add image/mask pairs or run `gbmseg synth`")
     return images, masks
 
 
-def describe(name: str, image: Path | None, mask: Path | None, positive: str) -> PairRow:
+def load_structure(
+    mask: Path, positive: str, labels: list[str], shape: tuple[int, int] | None = None
+):
+    """0/1 structure map from a raster mask (in its polarity) or a labelme JSON file."""
+    if mask.suffix.lower() == ".json":
+        return labelme.rasterise(mask, labels, shape)
+    return mask_to_binary(read_raw(mask), positive, mask)
+
+
+def describe(
+    name: str, image: Path | None, mask: Path | None, positive: str, labels: list[str]
+) -> PairRow:
     """Decode one pair and fill a row; problems become fields, never exceptions."""
     row = PairRow(name=name, image=str(image or ""), mask=str(mask or ""))
     row.has_image, row.has_mask = image is not None, mask is not None
-    img = msk = None
-    try:
-        if image is not None:
+    img = None
+    if image is not None:
+        try:
             img = to_uint8(read_raw(image))
+        except DataError as exc:
+            row.decodes, row.error = False, str(exc)
+        else:
             row.height, row.width = img.shape
             row.sha256 = hashlib.sha256(image.read_bytes()).hexdigest()
             row.mean, row.std = float(img.mean()), float(img.std())
-        if mask is not None:
-            msk = read_raw(mask)
-            row.mask_height, row.mask_width = msk.shape
-            row.mask_values = len(np.unique(msk))
-    except DataError as exc:
-        row.decodes, row.error = False, str(exc)
+    if mask is None:
         return row
-    if img is not None and msk is not None:
-        row.size_match = img.shape == msk.shape
-    if msk is not None and row.size_match:
-        try:
-            row.positive_fraction = float(mask_to_binary(msk, positive, mask).mean())
-        except DataError as exc:
-            row.mask_binary, row.error = False, str(exc)
+    try:
+        if mask.suffix.lower() == ".json":
+            structure = labelme.rasterise(mask, labels, None if img is None else img.shape)
+            row.mask_values = 2
+        else:
+            raw = read_raw(mask)
+            row.mask_values = len(np.unique(raw))
+            row.mask_height, row.mask_width = raw.shape
+            structure = mask_to_binary(raw, positive, mask)
+    except DataError as exc:
+        row.mask_binary = False
+        row.error = f"{row.error}; {exc}" if row.error else str(exc)
+        return row
+    row.mask_height, row.mask_width = structure.shape
+    if img is not None:
+        row.size_match = img.shape == structure.shape
+    if row.size_match:
+        row.positive_fraction = float(structure.mean())
     return row
 
 
-def build_table(root: Path, positive: str) -> list[PairRow]:
+def build_table(root: Path, positive: str, labels: list[str]) -> list[PairRow]:
     images, masks = find_pairs(root)
     names = sorted(set(images) | set(masks))
-    return [describe(n, images.get(n), masks.get(n), positive) for n in names]
+    return [describe(n, images.get(n), masks.get(n), positive, labels) for n in names]
 
 
 def as_records(rows: list[PairRow]) -> list[dict]:

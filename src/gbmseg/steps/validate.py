@@ -1,7 +1,8 @@
 """validate: check an image/mask folder with a Great Expectations suite, then normalise it.
 
 Output (only when every expectation holds): ``images/`` (8-bit), ``masks/`` (0/1, 1 =
-structure), ``table.csv``, ``manifest.json`` (sha256 of every file) and ``gx_result.json``.
+structure), ``table.csv``, ``manifest.json`` (sha256 of every file), ``gx_result.json``,
+the Great Expectations Data Docs (``data_docs/index.html``) and ``contact_sheet.png``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import pandas as pd
 
 from gbmseg.config import ValidateParams
 from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_json
-from gbmseg.data.io import DataError, read_image, read_mask, write_png
-from gbmseg.data.table import as_records, build_table
+from gbmseg.data.io import DataError, read_image, write_png
+from gbmseg.data.preview import grid, overlay, thumbnail
+from gbmseg.data.table import as_records, build_table, load_structure
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,11 @@ def _expectations(p: ValidateParams) -> list:
     ]
 
 
-def check(df: pd.DataFrame, p: ValidateParams) -> tuple[bool, list[str], dict]:
-    """Run the suite on the pair table; return (success, problem lines, GX result dict)."""
+def check(df: pd.DataFrame, p: ValidateParams) -> tuple[bool, list[str], dict, Path]:
+    """Run the suite on the pair table.
+
+    Returns (success, one problem line per bad file, GX result dict, Data Docs folder).
+    """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -63,7 +68,17 @@ def check(df: pd.DataFrame, p: ValidateParams) -> tuple[bool, list[str], dict]:
         )
     )
     fmt = {"result_format": "COMPLETE", "unexpected_index_column_names": ["name"]}
-    res = vd.run(batch_parameters={"dataframe": df}, result_format=fmt)
+    checkpoint = ctx.checkpoints.add(
+        gx.Checkpoint(
+            name="gbmseg_validate",
+            validation_definitions=[vd],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            result_format=fmt,
+        )
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": df})
+    res = next(iter(run.run_results.values()))
+    site = ctx.get_docs_sites_urls()[0]["site_url"]
     problems: list[str] = []
     by_name = df.set_index("name")
     for r in res.results:
@@ -82,24 +97,38 @@ def check(df: pd.DataFrame, p: ValidateParams) -> tuple[bool, list[str], dict]:
             elif col in ("has_mask", "size_match", "mask_binary"):
                 path = row["mask"] or row["image"]
             detail = f" ({row['error']})" if row["error"] else ""
+            if col == "positive_fraction" and hit[col] > p.positive_fraction[1]:
+                detail = " (the mask looks inverted: check data.positive, black or white)"
             found = hit[col].item() if hasattr(hit[col], "item") else hit[col]
             problems.append(f"{path}: {cfg.type}({col}): found {found!r}{detail}")
-    return bool(res.success), problems, res.to_json_dict()
+    return (
+        bool(res.success),
+        problems,
+        res.to_json_dict(),
+        Path(site.removeprefix("file://")).parent,
+    )
 
 
 def run(p: ValidateParams, raw: str | Path, out: str | Path, positive: str) -> dict:
     raw, out = Path(raw), Path(out)
-    rows = build_table(raw, positive)
+    rows = build_table(raw, positive, p.labels)
     df = pd.DataFrame(as_records(rows))
-    ok, problems, gx_result = check(df, p)
+    ok, problems, gx_result, docs = check(df, p)
     if not ok:
+        shutil.rmtree(docs, ignore_errors=True)
         raise ValidationFailed(raw, problems)
     with atomic_dir(out) as tmp:
-        manifest = {}
+        shutil.copytree(docs, tmp / "data_docs")
+        shutil.rmtree(docs, ignore_errors=True)
+        manifest, sheet = {}, []
         for row in rows:
             name = f"{row.name}.png"
-            write_png(tmp / "images" / name, read_image(row.image))
-            write_png(tmp / "masks" / name, read_mask(row.mask, positive))
+            img = read_image(row.image)
+            structure = load_structure(Path(row.mask), positive, p.labels, img.shape)
+            write_png(tmp / "images" / name, img)
+            write_png(tmp / "masks" / name, structure)
+            if len(sheet) < 16:
+                sheet.append(thumbnail(overlay(img, structure)))
             manifest[row.name] = {
                 "image_sha256": sha256_file(tmp / "images" / name),
                 "mask_sha256": sha256_file(tmp / "masks" / name),
@@ -109,6 +138,7 @@ def run(p: ValidateParams, raw: str | Path, out: str | Path, positive: str) -> d
             }
         if (raw / "meta.json").is_file():
             shutil.copyfile(raw / "meta.json", tmp / "source_meta.json")
+        write_png(tmp / "contact_sheet.png", grid(sheet))
         df.to_csv(tmp / "table.csv", index=False)
         write_json(tmp / "gx_result.json", gx_result)
         write_json(tmp / "manifest.json", manifest)
