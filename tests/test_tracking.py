@@ -59,6 +59,13 @@ def test_first_version_is_champion_then_challenger_and_model_serves(store):
     sub = model.predict(np.ascontiguousarray(x[:1, :, :40, :40]))
     assert np.allclose(sub, ref, atol=1e-4)
 
+    # `gbmseg predict --model models:/gbmseg-unet@champion` resolves the same weights
+    from gbmseg.steps import predict
+
+    resolved = predict.resolve_model(f"models:/{p.tracking.model_name}@champion")
+    for a, b in zip(resolved.state_dict().values(), net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
 
 @pytest.mark.slow
 def test_stage_runs_of_one_pipeline_share_a_parent(store):

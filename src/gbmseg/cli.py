@@ -154,3 +154,45 @@ def main(argv: list[str] | None = None) -> int:
     from gbmseg.cli_parser import main as _main
 
     return _main(argv)
+
+
+@command("predict")
+def _predict(args, params: Params) -> dict:
+    from gbmseg import tracking
+    from gbmseg.steps import predict
+
+    p = params.predict.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "tta": args.tta or None,
+                "probabilities": args.probabilities or None,
+                "tile": args.tile,
+                "out": args.out,
+            }.items()
+            if v is not None
+        }
+    )
+    if args.model.startswith(("models:/", "runs:/")):
+        tracking.setup(params.tracking)
+    res = predict.run(p, args.model, args.images, p.out, params.data.positive)
+    return {
+        "images": len(res),
+        "out": p.out,
+        "files": res,
+        "next": f"gbmseg measure {p.out} --pixel-size NM",
+    }
+
+
+@command("measure")
+def _measure(args, params: Params) -> dict:
+    from gbmseg.steps import measure
+
+    out = args.out or params.measure.out
+    table = measure.run(params.measure, args.masks, out, params.data.positive, args.pixel_size)
+    return {
+        "masks": len(table),
+        "out": out,
+        "median_nm": dict(zip(table["image"], table["median_nm"], strict=True)),
+        "next": f"open {out}/histogram.png and {out}/thickness.csv",
+    }

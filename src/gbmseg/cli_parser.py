@@ -19,6 +19,8 @@ HELP = {
     "train": "train a U-Net on the packed tiles (bf16 autocast where the hardware has it)",
     "evaluate": "score the trained model on held-out test images; per-image table + overlays",
     "register": "log the model to MLflow and register it (first: @champion, later: @challenger)",
+    "predict": "segment images of any size (PNG/TIFF, 8/16-bit) with a registered or local model",
+    "measure": "local GBM thickness (nm) along the membrane: table, histogram, coloured overlay",
 }
 EPILOG = """Each step reads its section of params.yaml. Run them all with `dvc repro`.
 Examples:
@@ -68,6 +70,32 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="continue from <train.out>.ckpt/last.pt if it exists",
             )
+        if name == "predict":
+            sp.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="images or folders")
+            sp.add_argument(
+                "--model",
+                default="models:/gbmseg-unet@champion",
+                help="models:/NAME@ALIAS, runs:/ID/model, a model folder or model.pt "
+                "(default: %(default)s)",
+            )
+            sp.add_argument("--out", help="output folder (default: predict.out)")
+            sp.add_argument("--tile", type=int, help="tile size (default: predict.tile)")
+            sp.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+            sp.add_argument("--probabilities", action="store_true", help="also write NAME.prob.tif")
+        if name == "measure":
+            sp.add_argument(
+                "masks",
+                nargs="+",
+                metavar="MASK_OR_DIR",
+                help="masks (e.g. predict's *.mask.tif) or folders, in data.positive polarity",
+            )
+            sp.add_argument(
+                "--pixel-size",
+                type=float,
+                metavar="NM",
+                help="nm per pixel (default: from TIFF tags, else measure.pixel_size_nm)",
+            )
+            sp.add_argument("--out", help="output folder (default: measure.out)")
         if name == "evaluate":
             sp.add_argument("--model", help="model folder or model.pt (default: train.out)")
     return parser

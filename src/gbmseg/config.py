@@ -153,6 +153,25 @@ class EvaluateParams(Section):
     max_overlays: int = Field(ge=0)
 
 
+class PredictParams(Section):
+    out: str
+    tile: int = Field(ge=16)
+    overlap: float = Field(ge=0, lt=1)
+    batch: int = Field(ge=1)
+    threshold: float = Field(gt=0, lt=1)
+    tta: bool
+    probabilities: bool
+    device: Literal["auto", "cpu", "cuda"]
+    amp: Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class MeasureParams(Section):
+    out: str
+    pixel_size_nm: float = Field(gt=0, description="used when the image carries none")
+    min_length_px: int = Field(ge=1, description="skeleton pieces shorter than this are ignored")
+    trim_px: int = Field(ge=0, description="skeleton pixels dropped at each end (end effects)")
+
+
 class RegisterParams(Section):
     out: str
 
@@ -170,6 +189,8 @@ class Params(Section):
     train: TrainParams
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
+    predict: PredictParams
+    measure: MeasureParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -1,6 +1,13 @@
-"""Sliding-window inference with Gaussian blending, for images of any size."""
+"""Sliding-window inference with Gaussian blending, for images of any size.
+
+Tiles are predicted in raster order, a batch at a time, and blended into a rolling band
+one tile high; rows are handed out as soon as no later tile can touch them.  Memory is
+bounded by the tile batch and the image width, never by the image height.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -15,7 +22,7 @@ def gaussian_window(tile: int, sigma_frac: float = 0.125) -> np.ndarray:
     return (w / w.max()).clip(1e-3).astype(np.float32)
 
 
-def _starts(length: int, tile: int, step: int) -> list[int]:
+def starts(length: int, tile: int, step: int) -> list[int]:
     if length <= tile:
         return [0]
     s = list(range(0, length - tile + 1, step))
@@ -24,16 +31,36 @@ def _starts(length: int, tile: int, step: int) -> list[int]:
     return s
 
 
+def _to_tensor(x: np.ndarray, prec: Precision) -> torch.Tensor:
+    t = torch.from_numpy(x).to(prec.device).unsqueeze(1).float()
+    return t.div_(255) if x.dtype == np.uint8 else t
+
+
 @torch.no_grad()
-def predict_proba(
+def _predict_tiles(model, x: np.ndarray, prec: Precision, tta: bool) -> np.ndarray:
+    """Probabilities (N, tile, tile) for a stack of tiles; flip TTA averages 4 views."""
+    t = _to_tensor(x, prec)
+    flips = [(), (3,), (2,), (2, 3)] if tta else [()]
+    total = torch.zeros_like(t[:, 0], dtype=torch.float32)
+    for dims in flips:
+        view = t.flip(dims) if dims else t
+        with prec.autocast():
+            logits = model(view).float()
+        prob = torch.sigmoid(logits)
+        total += (prob.flip(dims) if dims else prob)[:, 0]
+    return (total / len(flips)).cpu().numpy()
+
+
+def iter_bands(
     model: torch.nn.Module,
     image: np.ndarray,
     prec: Precision,
     tile: int = 256,
     overlap: float = 0.25,
     batch: int = 4,
-) -> np.ndarray:
-    """Probability map (H, W) float32 for a 2-D image (uint8, or floats in [0, 1])."""
+    tta: bool = False,
+) -> Iterator[np.ndarray]:
+    """Yield finished probability rows top to bottom as float32 blocks of shape (n, W)."""
     model.eval()
     mult = getattr(model, "multiple", 1)
     tile = max(mult, tile // mult * mult)
@@ -42,19 +69,36 @@ def predict_proba(
     img = np.pad(image, ((0, ph), (0, pw)), mode="reflect") if ph or pw else image
     H, W = img.shape
     step = max(1, int(tile * (1 - overlap)))
-    coords = [(y, x) for y in _starts(H, tile, step) for x in _starts(W, tile, step)]
-    acc = np.zeros((H, W), np.float32)
-    norm = np.zeros((H, W), np.float32)
     win = gaussian_window(tile)
-    for i in range(0, len(coords), batch):
-        chunk = coords[i : i + batch]
-        x = np.stack([img[y : y + tile, xx : xx + tile] for y, xx in chunk])
-        t = torch.from_numpy(x).to(prec.device).unsqueeze(1).float()
-        if x.dtype == np.uint8:
-            t = t.div_(255)
-        with prec.autocast():
-            prob = torch.sigmoid(model(t).float())[:, 0].cpu().numpy()
-        for (y, xx), pr in zip(chunk, prob, strict=True):
-            acc[y : y + tile, xx : xx + tile] += pr * win
-            norm[y : y + tile, xx : xx + tile] += win
-    return (acc / norm)[:h, :w]
+    acc = np.zeros((tile, W), np.float32)
+    norm = np.zeros((tile, W), np.float32)
+    base = 0
+    for y in starts(H, tile, step):
+        if y > base:  # rows [base, y) can no longer change
+            n = y - base
+            yield (acc[:n] / norm[:n])[:, :w][: max(0, h - base)]
+            acc = np.concatenate([acc[n:], np.zeros((n, W), np.float32)])
+            norm = np.concatenate([norm[n:], np.zeros((n, W), np.float32)])
+            base = y
+        xs = starts(W, tile, step)
+        for i in range(0, len(xs), batch):
+            chunk = xs[i : i + batch]
+            x = np.stack([np.asarray(img[y : y + tile, xx : xx + tile]) for xx in chunk])
+            for xx, pr in zip(chunk, _predict_tiles(model, x, prec, tta), strict=True):
+                acc[:, xx : xx + tile] += pr * win
+                norm[:, xx : xx + tile] += win
+    rest = min(tile, H - base)
+    yield (acc[:rest] / norm[:rest])[:, :w][: max(0, h - base)]
+
+
+def predict_proba(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    prec: Precision,
+    tile: int = 256,
+    overlap: float = 0.25,
+    batch: int = 4,
+    tta: bool = False,
+) -> np.ndarray:
+    """Probability map (H, W) float32 for a 2-D image (uint8, or floats in [0, 1])."""
+    return np.concatenate(list(iter_bands(model, image, prec, tile, overlap, batch, tta)))

@@ -1,0 +1,167 @@
+"""predict: segment images of any size with a registered or local model.
+
+Tiles are streamed (see ``gbmseg.inference``) and the output TIFFs are written row by row,
+so memory is bounded by the tile batch, not the image.  Outputs per image:
+``NAME.mask.tif`` (structure in the configured polarity) and, on request,
+``NAME.prob.tif`` (probability x 255).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from tqdm import tqdm
+
+from gbmseg.config import PredictParams
+from gbmseg.data.io import IMAGE_SUFFIXES, DataError, read_raw, to_uint8
+from gbmseg.engine.amp import resolve
+from gbmseg.engine.checkpoint import load_model
+from gbmseg.inference import iter_bands
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model(ref: str, cache: Path | None = None):
+    """A U-Net from a path (folder or model.pt) or an MLflow URI (models:/, runs:/)."""
+    if "://" in ref or ref.startswith("models:/") or ref.startswith("runs:/"):
+        from gbmseg import tracking
+
+        return load_model(tracking.download_weights(ref, cache))
+    return load_model(ref)
+
+
+def collect_inputs(items: list[str | Path]) -> list[Path]:
+    found: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            found += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise DataError(f"{item}: no such image or folder")
+    if not found:
+        raise DataError(f"{', '.join(map(str, items))}: no PNG/TIFF images found")
+    return found
+
+
+def open_image(path: Path) -> np.ndarray:
+    """8-bit image; uncompressed 8-bit TIFFs are memory-mapped instead of read."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        with contextlib.suppress(ValueError, OSError):
+            mm = tifffile.memmap(path, mode="r")
+            if mm.dtype == np.uint8 and mm.ndim == 2:
+                return mm
+    return to_uint8(read_raw(path))
+
+
+TIFF_TILE = 256
+
+
+def _tiles(rows: Iterator[np.ndarray], width: int) -> Iterator[np.ndarray]:
+    """Regroup rows into TIFF_TILE x TIFF_TILE tiles in row-major order (zero-padded)."""
+    band: list[np.ndarray] = []
+
+    def flush() -> Iterator[np.ndarray]:
+        block = np.zeros((TIFF_TILE, -(-width // TIFF_TILE) * TIFF_TILE), np.uint8)
+        block[: len(band), :width] = np.stack(band)
+        band.clear()
+        for x in range(0, block.shape[1], TIFF_TILE):
+            yield block[:, x : x + TIFF_TILE]
+
+    for row in rows:
+        band.append(row)
+        if len(band) == TIFF_TILE:
+            yield from flush()
+    if band:
+        yield from flush()
+
+
+def _write(path: Path, rows: Iterator[np.ndarray], h: int, w: int) -> None:
+    tifffile.imwrite(
+        path,
+        _tiles(rows, w),
+        shape=(h, w),
+        dtype=np.uint8,
+        tile=(TIFF_TILE, TIFF_TILE),
+        compression="zlib",
+        photometric="minisblack",
+    )
+
+
+def _tee_rows(
+    bands: Iterator[np.ndarray],
+    threshold: float,
+    positive: str,
+    prob_rows: queue.Queue | None,
+    bar: tqdm,
+) -> Iterator[np.ndarray]:
+    """Mask rows for the mask writer; probability rows go to a second writer's queue."""
+    on, off = (0, 255) if positive == "black" else (255, 0)
+    try:
+        for band in bands:
+            bar.update(band.shape[0])
+            for row in band:
+                if prob_rows is not None:
+                    prob_rows.put(np.rint(row * 255).astype(np.uint8))
+                yield np.where(row > threshold, on, off).astype(np.uint8)
+    finally:
+        if prob_rows is not None:
+            prob_rows.put(None)
+
+
+def _drain(q: queue.Queue) -> Iterator[np.ndarray]:
+    while (row := q.get()) is not None:
+        yield row
+
+
+def predict_file(model, path: Path, out: Path, p: PredictParams, positive: str, prec) -> dict:
+    img = open_image(path)
+    h, w = img.shape
+    out.mkdir(parents=True, exist_ok=True)
+    mask_path, prob_path = out / f"{path.stem}.mask.tif", out / f"{path.stem}.prob.tif"
+    tmp_mask, tmp_prob = out / f".{mask_path.name}.tmp", out / f".{prob_path.name}.tmp"
+    q: queue.Queue | None = queue.Queue(maxsize=2 * p.tile) if p.probabilities else None
+    writer = None
+    if q is not None:
+        writer = threading.Thread(target=_write, args=(tmp_prob, _drain(q), h, w), daemon=True)
+        writer.start()
+    try:
+        with tqdm(total=h, desc=path.name, unit="row", disable=None, leave=False) as bar:
+            bands = iter_bands(model, img, prec, p.tile, p.overlap, p.batch, p.tta)
+            _write(tmp_mask, _tee_rows(bands, p.threshold, positive, q, bar), h, w)
+        if writer is not None:
+            writer.join()
+            tmp_prob.replace(prob_path)
+        tmp_mask.replace(mask_path)
+    finally:
+        for tmp in (tmp_mask, tmp_prob):
+            tmp.unlink(missing_ok=True)
+    return {
+        "image": str(path),
+        "mask": str(mask_path),
+        "height": h,
+        "width": w,
+        "probabilities": str(prob_path) if p.probabilities else "",
+    }
+
+
+def run(
+    p: PredictParams, model_ref: str, inputs: list[str | Path], out: str | Path, positive: str
+) -> list[dict]:
+    files = collect_inputs(inputs)
+    model = resolve_model(model_ref)
+    prec = resolve(p.device, p.amp)
+    model.to(prec.device)
+    results = [
+        predict_file(model, f, Path(out), p, positive, prec)
+        for f in tqdm(files, desc="predict", unit="img", disable=None)
+    ]
+    log.info("predict: %d image(s) -> %s", len(results), out)
+    return results
