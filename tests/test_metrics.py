@@ -28,3 +28,30 @@ def test_boundary_f1_tolerates_small_shifts():
     shifted = np.roll(t, 1, axis=1)
     assert M.boundary_f1(t, shifted, tolerance=2) == 1.0
     assert M.boundary_f1(t, np.roll(t, 6, axis=1), tolerance=2) < 0.7
+
+
+def test_hd95_is_the_shift_for_a_shifted_square():
+    t = np.zeros((60, 60), bool)
+    t[20:40, 20:40] = True
+    assert M.hd95(t, t) == 0.0
+    assert M.hd95(t, np.roll(t, 5, axis=1)) == pytest.approx(5.0)
+    assert M.hd95(t, np.zeros_like(t)) == pytest.approx(np.hypot(60, 60))
+
+
+def test_adapted_rand_error_counts_merged_regions():
+    # a membrane splitting the image into two cells
+    t = np.zeros((20, 20), bool)
+    t[:, 10] = True
+    assert M.adapted_rand_error(t, t) == pytest.approx(0.0)
+    broken = t.copy()
+    broken[5:8, 10] = False  # a gap merges the two cells
+    assert M.adapted_rand_error(t, broken) > 0.2
+
+
+def test_threshold_sweep_pools_pixels():
+    truth = [np.array([[1, 0, 0, 1]], bool)]
+    prob = [np.array([[0.9, 0.6, 0.2, 0.4]])]
+    rows = M.sweep(truth, prob, np.array([0.3, 0.5, 0.7]))
+    assert [r["threshold"] for r in rows] == [0.3, 0.5, 0.7]
+    assert rows[0]["recall"] == 1.0 and rows[0]["precision"] == pytest.approx(2 / 3)
+    assert rows[1]["dice"] == pytest.approx(0.5) and rows[2]["precision"] == 1.0

@@ -144,7 +144,13 @@ def _register(args, params: Params) -> dict:
         if run is None:
             raise ConfigError("register needs MLflow tracking; drop --no-track")
         res = register.run(
-            params.register_, params.tracking, params.train.out, params.evaluate.metrics, run, tags
+            params.register_,
+            params.tracking,
+            params.evaluate,
+            params.train.out,
+            params.validate_.out,
+            run,
+            tags,
         )
     ui = tracking.resolve_uri(params.tracking)
     return {**res, "next": f"browse it: mlflow ui --backend-store-uri {ui}"}

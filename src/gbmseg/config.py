@@ -174,6 +174,11 @@ class MeasureParams(Section):
 
 class RegisterParams(Section):
     out: str
+    min_delta: float = Field(ge=0, description="Dice gain the challenger must show")
+    confidence: float = Field(gt=0.5, lt=1)
+    bootstrap: int = Field(ge=100)
+    seed: int
+    lock: str = Field(description="'' = derived from a local store; postgresql:// URI or path")
 
 
 _ALIASED = ("validate", "register")  # names that clash with BaseModel attributes

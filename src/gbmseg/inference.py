@@ -66,7 +66,7 @@ def iter_bands(
     tile = max(mult, tile // mult * mult)
     h, w = image.shape
     ph, pw = max(0, tile - h), max(0, tile - w)
-    img = np.pad(image, ((0, ph), (0, pw)), mode="reflect") if ph or pw else image
+    img = np.pad(np.asarray(image[:, :]), ((0, ph), (0, pw)), mode="reflect") if ph or pw else image
     H, W = img.shape
     step = max(1, int(tile * (1 - overlap)))
     win = gaussian_window(tile)
@@ -77,8 +77,9 @@ def iter_bands(
         if y > base:  # rows [base, y) can no longer change
             n = y - base
             yield (acc[:n] / norm[:n])[:, :w][: max(0, h - base)]
-            acc = np.concatenate([acc[n:], np.zeros((n, W), np.float32)])
-            norm = np.concatenate([norm[n:], np.zeros((n, W), np.float32)])
+            for buf in (acc, norm):  # shift the band up in place
+                buf[:-n] = buf[n:].copy()
+                buf[-n:] = 0
             base = y
         xs = starts(W, tile, step)
         for i in range(0, len(xs), batch):

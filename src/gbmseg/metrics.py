@@ -46,6 +46,30 @@ def boundary_f1(truth: np.ndarray, pred: np.ndarray, tolerance: float = 2.0) -> 
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
+def hd95(truth: np.ndarray, pred: np.ndarray) -> float:
+    """95th percentile of the symmetric boundary-to-boundary distance, in pixels."""
+    bt, bp = _boundary(truth), _boundary(pred)
+    if not bt.any() and not bp.any():
+        return 0.0
+    if not bt.any() or not bp.any():
+        return float(np.hypot(*truth.shape))  # nothing to match: the worst possible distance
+    d_pt = ndimage.distance_transform_edt(~bt)[bp]
+    d_tp = ndimage.distance_transform_edt(~bp)[bt]
+    return float(max(np.percentile(d_pt, 95), np.percentile(d_tp, 95)))
+
+
+def adapted_rand_error(truth: np.ndarray, pred: np.ndarray) -> float:
+    """ISBI-2012 adapted Rand error of the regions the structure separates (structure ignored)."""
+    from skimage.metrics import adapted_rand_error as are
+
+    four = ndimage.generate_binary_structure(2, 1)
+    lt, _ = ndimage.label(~truth.astype(bool), structure=four)
+    lp, _ = ndimage.label(~pred.astype(bool), structure=four)
+    if lt.max() == 0:
+        return 0.0 if lp.max() == 0 else 1.0
+    return float(are(lt, lp, ignore_labels=(0,))[0])
+
+
 def scores(truth: np.ndarray, pred: np.ndarray, tolerance: float = 2.0) -> dict[str, float]:
     tp, fp, fn, tn = confusion(truth, pred)
     n = tp + fp + fn + tn
@@ -56,4 +80,26 @@ def scores(truth: np.ndarray, pred: np.ndarray, tolerance: float = 2.0) -> dict[
         "recall": 1.0 if tp + fn == 0 else tp / (tp + fn),
         "pixel_error": (fp + fn) / n,
         "boundary_f1": boundary_f1(truth, pred, tolerance),
+        "hd95": hd95(truth, pred),
+        "adapted_rand_error": adapted_rand_error(truth, pred),
     }
+
+
+def sweep(truths: list[np.ndarray], probs: list[np.ndarray], thresholds: np.ndarray) -> list[dict]:
+    """Pooled Dice, IoU, precision and recall over all images for each threshold."""
+    rows = []
+    for t in thresholds:
+        tp = fp = fn = 0
+        for truth, prob in zip(truths, probs, strict=True):
+            a, b, c, _ = confusion(truth, prob > t)
+            tp, fp, fn = tp + a, fp + b, fn + c
+        rows.append(
+            {
+                "threshold": round(float(t), 3),
+                "dice": 2 * tp / max(1, 2 * tp + fp + fn),
+                "iou": tp / max(1, tp + fp + fn),
+                "precision": tp / max(1, tp + fp),
+                "recall": tp / max(1, tp + fn),
+            }
+        )
+    return rows

@@ -170,23 +170,33 @@ def log_model(weights: str | Path, input_example: np.ndarray) -> str:
     return info.model_uri
 
 
-def register(tp: TrackingParams, model_uri: str, tags: dict[str, Any]) -> dict[str, str]:
-    """Register a version; first one becomes ``champion``, later ones ``challenger``."""
-    client = MlflowClient()
+def register_version(tp: TrackingParams, model_uri: str, tags: dict[str, Any]) -> str:
+    """Register a new version of ``tp.model_name``; return its number."""
     mv = mlflow.register_model(model_uri, tp.model_name, tags={k: str(v) for k, v in tags.items()})
+    log.info("registered %s version %s", tp.model_name, mv.version)
+    return str(mv.version)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version an alias points to (read fresh from the registry), or None."""
     try:
-        client.get_model_version_by_alias(tp.model_name, "champion")
-        alias = "challenger"
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
     except MlflowException:
-        alias = "champion"
-    client.set_registered_model_alias(tp.model_name, alias, mv.version)
-    log.info("registered %s version %s with alias %s", tp.model_name, mv.version, alias)
-    return {
-        "name": tp.model_name,
-        "version": str(mv.version),
-        "alias": alias,
-        "model_uri": model_uri,
-    }
+        return None
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def tag_version(name: str, version: str, tags: dict[str, Any]) -> None:
+    client = MlflowClient()
+    for k, v in tags.items():
+        client.set_model_version_tag(name, version, k, str(v))
+
+
+def tracking_uri() -> str:
+    return mlflow.get_tracking_uri()
 
 
 def load_pyfunc(uri: str):

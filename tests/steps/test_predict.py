@@ -62,3 +62,14 @@ def test_missing_input_is_named(tmp_path, model_dir):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "z.png")
     with pytest.raises(checkpoint.CheckpointError, match="no such checkpoint"):
         predict.run(_p(), str(tmp_path / "nomodel"), [tmp_path], tmp_path / "o", "black")
+
+
+def test_uncompressed_tiff_is_streamed_and_gives_the_same_mask(tmp_path, model_dir):
+    img = np.random.default_rng(3).integers(0, 255, (150, 90), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "plain.tif", img)
+    Image.fromarray(img).save(tmp_path / "same.png")
+    assert isinstance(predict.open_image(tmp_path / "plain.tif"), predict.TiffRows)
+    assert np.array_equal(predict.open_image(tmp_path / "plain.tif")[10:20, 5:9], img[10:20, 5:9])
+    predict.run(_p(), str(model_dir), [tmp_path], tmp_path / "o", "black")
+    a, b = (tifffile.imread(tmp_path / "o" / f"{n}.mask.tif") for n in ("plain", "same"))
+    np.testing.assert_array_equal(a, b)

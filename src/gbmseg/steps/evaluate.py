@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -32,21 +33,57 @@ def test_names(packed: str | Path) -> list[str]:
     return names
 
 
-def score_images(model, p: EvaluateParams, folder: Path, names: list[str], overlays: Path | None):
-    """Per-image score rows; writes TP/FP/FN overlays for the first ``max_overlays``."""
+def score_images(
+    model,
+    p: EvaluateParams,
+    folder: Path,
+    names: list[str],
+    overlays: Path | None = None,
+    sweep: list | None = None,
+) -> list[dict]:
+    """Per-image score rows; TP/FP/FN overlays for the first ``max_overlays``; with ``sweep``
+    a list, the pooled threshold sweep rows are appended to it."""
     prec = resolve("auto", "auto")
     model.to(prec.device)
-    rows = []
+    rows, truths, probs = [], [], []
     for i, name in enumerate(tqdm(names, desc="evaluate", unit="img", disable=None)):
         img = read_image(folder / "images" / name)
         truth = read_raw(folder / "masks" / name).astype(bool)
-        pred = predict_proba(model, img, prec, p.tile, p.overlap) > p.threshold
+        prob = predict_proba(model, img, prec, p.tile, p.overlap)
+        pred = prob > p.threshold
         rows.append(
             {"image": name, **M.scores(truth, pred), "positive_fraction": float(truth.mean())}
         )
         if overlays is not None and i < p.max_overlays:
             write_png(overlays / name, error_overlay(img, truth, pred))
+        if sweep is not None:
+            truths.append(truth)
+            probs.append(prob.astype(np.float16))
+    if sweep is not None:
+        sweep += M.sweep(truths, probs, np.round(np.arange(0.05, 0.96, 0.05), 2))
     return rows
+
+
+def sweep_plot(rows: list[dict], threshold: float) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=110)
+    t = [r["threshold"] for r in rows]
+    for key in ("dice", "iou", "precision", "recall"):
+        ax.plot(t, [r[key] for r in rows], label=key)
+    ax.axvline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold}")
+    ax.set_xlabel("probability threshold")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="lower center")
+    ax.set_title("held-out test images, pooled pixels", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def run(
@@ -55,12 +92,16 @@ def run(
     validated = Path(validated)
     names = test_names(packed)
     model = load_model(model_dir)
+    sweep: list[dict] = []
     with atomic_dir(p.out) as tmp:
-        rows = score_images(model, p, validated, names, tmp / "overlays")
+        rows = score_images(model, p, validated, names, tmp / "overlays", sweep)
         table = pd.DataFrame(rows)
-        buf = io.StringIO()
-        table.to_csv(buf, index=False, float_format="%.5f")
-        write_text(tmp / "per_image.csv", buf.getvalue())
+        write_text(tmp / "per_image.csv", table.to_csv(index=False, float_format="%.5f"))
+        write_text(
+            tmp / "threshold_sweep.csv",
+            pd.DataFrame(sweep).to_csv(index=False, float_format="%.5f"),
+        )
+        (tmp / "threshold_sweep.png").write_bytes(sweep_plot(sweep, p.threshold))
         write_json(
             tmp / "_meta.json",
             meta(
@@ -69,9 +110,23 @@ def run(
                 {"model": str(model_dir), "packed": str(packed)},
             ),
         )
-    cols = ["dice", "iou", "precision", "recall", "pixel_error", "boundary_f1"]
+    cols = [
+        "dice",
+        "iou",
+        "precision",
+        "recall",
+        "pixel_error",
+        "boundary_f1",
+        "hd95",
+        "adapted_rand_error",
+    ]
     summary = {c: round(float(table[c].mean()), 5) for c in cols}
     summary["dice_min"] = round(float(table["dice"].min()), 5)
+    best = max(sweep, key=lambda r: r["dice"])
+    summary["best_threshold"], summary["best_threshold_dice"] = (
+        best["threshold"],
+        round(best["dice"], 5),
+    )
     summary["n_images"] = len(rows)
     write_json(p.metrics, summary)
     if logger:

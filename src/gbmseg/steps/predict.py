@@ -51,13 +51,36 @@ def collect_inputs(items: list[str | Path]) -> list[Path]:
     return found
 
 
-def open_image(path: Path) -> np.ndarray:
-    """8-bit image; uncompressed 8-bit TIFFs are memory-mapped instead of read."""
+class TiffRows:
+    """Rows of an uncompressed 8-bit TIFF read on demand, one band at a time, so a huge
+    image never sits in memory (a memory map would keep every page it touched resident)."""
+
+    def __init__(self, path: Path, offset: int, shape: tuple[int, int]):
+        self.path, self.offset, self.shape = path, offset, shape
+        self.dtype = np.dtype(np.uint8)
+        self._band: tuple[int, int, np.ndarray] | None = None
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        rows, cols = key
+        y0, y1 = rows.start or 0, min(rows.stop or self.shape[0], self.shape[0])
+        if self._band is None or not (self._band[0] <= y0 and y1 <= self._band[1]):
+            w = self.shape[1]
+            data = np.fromfile(
+                self.path, np.uint8, count=(y1 - y0) * w, offset=self.offset + y0 * w
+            )
+            self._band = (y0, y1, data.reshape(y1 - y0, w))
+        b0, _, band = self._band
+        return band[y0 - b0 : y1 - b0, cols]
+
+
+def open_image(path: Path):
+    """8-bit image; an uncompressed 8-bit TIFF is streamed band by band instead of read."""
     if path.suffix.lower() in (".tif", ".tiff"):
-        with contextlib.suppress(ValueError, OSError):
-            mm = tifffile.memmap(path, mode="r")
-            if mm.dtype == np.uint8 and mm.ndim == 2:
-                return mm
+        with contextlib.suppress(ValueError, OSError, IndexError), tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            plain = page.is_contiguous and page.compression == 1 and not page.is_tiled
+            if plain and page.dtype == np.uint8 and len(page.shape) == 2:
+                return TiffRows(path, int(page.dataoffsets[0]), page.shape)
     return to_uint8(read_raw(path))
 
 
