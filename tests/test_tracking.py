@@ -1,7 +1,5 @@
 """MLflow logging and registration against a real (sqlite) tracking store."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -9,7 +7,7 @@ import torch
 from gbmseg import tracking
 from gbmseg.engine import checkpoint
 from gbmseg.model.unet import build
-from gbmseg.steps import register
+from gbmseg.steps import predict
 from tests.conftest import tiny
 
 
@@ -28,25 +26,17 @@ def _model_dir(path):
     return path
 
 
-def _register(p, tmp_path, group="g1"):
-    metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps({"dice": 0.9, "iou": 0.8}))
-    with tracking.stage_run(p.tracking, "register", group) as run:
-        return register.run(
-            p.register_, p.tracking, tmp_path / "model", metrics, run, {"git_sha": "abc"}
-        )
-
-
 @pytest.mark.slow
-def test_first_version_is_champion_then_challenger_and_model_serves(store):
+def test_logged_model_loads_predicts_and_resolves_by_alias(store):
     p = tiny(store)
     _model_dir(store / "model")
-    first = _register(p, store)
-    second = _register(p, store)
-    assert (first["version"], first["alias"]) == ("1", "champion")
-    assert (second["version"], second["alias"]) == ("2", "challenger")
-    saved = json.loads((store / "reports" / "register" / "registration.json").read_text())
-    assert saved["tags"]["git_sha"] == "abc" and saved["tags"]["test_dice"] == 0.9
+    example = np.zeros((1, 1, 64, 64), np.float32)
+    with tracking.stage_run(p.tracking, "register", "g1") as run:
+        uri = run.log_model(store / "model" / "model.pt", example)
+    version = tracking.register_version(p.tracking, uri, {"git_sha": "abc"})
+    tracking.set_alias(p.tracking.model_name, "champion", version)
+    assert tracking.alias_version(p.tracking.model_name, "champion") == version == "1"
+    assert tracking.alias_version(p.tracking.model_name, "challenger") is None
 
     model = tracking.load_pyfunc(f"models:/{p.tracking.model_name}@champion")
     x = np.random.default_rng(0).random((2, 1, 40, 56), dtype=np.float32)
@@ -58,13 +48,17 @@ def test_first_version_is_champion_then_challenger_and_model_serves(store):
         ref = torch.sigmoid(net(torch.from_numpy(x[:1, :, :40, :40]))).numpy()
     sub = model.predict(np.ascontiguousarray(x[:1, :, :40, :40]))
     assert np.allclose(sub, ref, atol=1e-4)
-
     # `gbmseg predict --model models:/gbmseg-unet@champion` resolves the same weights
-    from gbmseg.steps import predict
-
     resolved = predict.resolve_model(f"models:/{p.tracking.model_name}@champion")
     for a, b in zip(resolved.state_dict().values(), net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+    # no pickled network: the model is code (serving.py) + a state_dict
+    mlmodel = next(store.rglob("MLmodel"))
+    assert "loader_module: mlflow.pyfunc.loaders.code_model" in mlmodel.read_text()
+    assert (mlmodel.parent / "serving.py").is_file() and (
+        mlmodel.parent / "artifacts" / "model.pt"
+    ).is_file()
+    assert not list(mlmodel.parent.rglob("*.pkl"))
 
 
 @pytest.mark.slow

@@ -1,0 +1,167 @@
+"""Registration and promotion against a real MLflow store: better promoted, worse refused,
+racing promotions serialised (real processes), the first model becomes champion."""
+
+import functools
+import json
+import multiprocessing as mp
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from gbmseg import promotion, tracking
+from gbmseg.engine import checkpoint
+from gbmseg.model.unet import build
+from gbmseg.steps import augment, evaluate, pack, register, synth, train, validate
+from tests.conftest import tiny
+
+
+def test_bootstrap_promotes_only_a_clear_gain():
+    a = np.array([0.70, 0.72, 0.68, 0.71, 0.69])
+    better = promotion.paired_bootstrap(a, a + 0.05, 0.0, 0.95, 2000, 0)
+    same = promotion.paired_bootstrap(a, a, 0.0, 0.95, 2000, 0)
+    worse = promotion.paired_bootstrap(a, a - 0.05, 0.0, 0.95, 2000, 0)
+    noisy = promotion.paired_bootstrap(
+        a, a + np.array([0.2, -0.2, 0.1, -0.1, 0.02]), 0.0, 0.95, 2000, 0
+    )
+    assert better["promote"] and better["delta_lower_bound"] == pytest.approx(0.05)
+    assert not same["promote"] and not worse["promote"] and not noisy["promote"]
+    assert not promotion.paired_bootstrap(a, a + 0.05, 0.1, 0.95, 2000, 0)["promote"]  # min_delta
+    with pytest.raises(ValueError, match="paired"):
+        promotion.paired_bootstrap(a, a[:3], 0.0, 0.95, 100, 0)
+
+
+def _hold(lock_path, log_path, i):
+    with promotion.lock(f"sqlite:///{lock_path}", "", "m"):
+        with open(log_path, "a") as fh:
+            fh.write(f"start {i} {time.time()}\n")
+        time.sleep(0.3)
+        with open(log_path, "a") as fh:
+            fh.write(f"end {i} {time.time()}\n")
+
+
+def test_file_lock_serialises_processes(tmp_path):
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_hold, args=(tmp_path / "db", tmp_path / "log", i)) for i in range(3)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    events = [line.split()[0] for line in (tmp_path / "log").read_text().splitlines()]
+    assert events == ["start", "end"] * 3
+
+
+def test_remote_store_needs_an_explicit_lock():
+    with pytest.raises(ValueError, match=r"set register\.lock"):
+        promotion.lock("", "http://127.0.0.1:5000", "m")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Tiny data, a trained model and a random (bad) one, each already evaluated."""
+    root = tmp_path_factory.mktemp("promo")
+    p = tiny(root, "train.epochs=6", "train.lr=0.01", "synth.n_images=10", "pack.test_fraction=0.4")
+    synth.run(p.synth, p.data.raw, "black")
+    validate.run(p.validate_, p.data.raw, p.validate_.out, "black")
+    augment.run(p.augment, p.validate_.out, p.augment.out)
+    pack.run(p.pack, p.validate_.out, p.augment.out, p.pack.out)
+    train.run(p.train, p.pack.out)
+    good = root / "good"
+    shutil.copytree(p.train.out, good / "model")
+    bad = root / "bad" / "model"
+    bad.mkdir(parents=True)
+    torch.manual_seed(1)
+    m = build(p.train.model.model_dump())
+    checkpoint.save(bad / "model.pt", {"model": m.state_dict(), "model_config": m.cfg.to_dict()})
+    for name in ("good", "bad"):
+        ep = p.evaluate.model_copy(
+            update={"out": str(root / name / "eval"), "metrics": str(root / name / "eval.json")}
+        )
+        evaluate.run(ep, root / name / "model", p.validate_.out, p.pack.out)
+    return root, p
+
+
+def _register(root, p, name, group="g", lock=""):
+    ep = p.evaluate.model_copy(
+        update={"out": str(root / name / "eval"), "metrics": str(root / name / "eval.json")}
+    )
+    rp = p.register_.model_copy(
+        update={"out": str(root / name / "reg"), "bootstrap": 500, "lock": lock}
+    )
+    with tracking.stage_run(p.tracking, "register", group) as run:
+        return register.run(
+            rp, p.tracking, ep, root / name / "model", p.validate_.out, run, {"who": name}
+        )
+
+
+def _register_in_process(uri, lock, root, name, out_q):
+    import os
+
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    p = tiny(root, "synth.n_images=10", "pack.test_fraction=0.4")
+    res = _register(root, p, name, group=f"race-{os.getpid()}", lock=lock)
+    out_q.put((res["version"], res["decision"]["promote"]))
+
+
+@pytest.fixture(params=["sqlite", "server+postgresql"])
+def registry(request, tmp_path):
+    """(tracking URI, promotion lock): the embedded default, and a real `mlflow server` on
+    loopback backed by a real PostgreSQL, whose advisory lock guards promotion."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/mlflow.db", ""
+        return
+    from tests.servers import mlflow_server, postgres
+
+    with postgres() as pg, mlflow_server(pg, tmp_path / "artifacts") as url:
+        yield url, pg
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_better_promoted_worse_refused_and_races_serialised(world, registry, monkeypatch):
+    root, p = world
+    uri, lock = registry
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    name = p.tracking.model_name
+    reg = functools.partial(_register, lock=lock)
+
+    first = reg(root, p, "bad")
+    assert (first["version"], first["alias"]) == ("1", "champion")
+    assert "no champion yet" in first["decision"]["reason"]
+
+    better = reg(root, p, "good")
+    assert better["decision"]["promote"] and better["alias"] == "champion"
+    assert better["decision"]["challenger_dice"] > better["decision"]["champion_dice"] + 0.2
+    assert tracking.alias_version(name, "champion") == "2"
+
+    worse = reg(root, p, "bad")
+    assert not worse["decision"]["promote"] and worse["alias"] == "challenger"
+    assert tracking.alias_version(name, "champion") == "2"
+    assert tracking.alias_version(name, "challenger") == "3"
+    saved = json.loads((root / "bad" / "reg" / "registration.json").read_text())
+    assert saved["decision"]["promote"] is False and "not promoted" in saved["decision"]["reason"]
+
+    # demote to the bad model, then race two equally good candidates: only one may win
+    tracking.set_alias(name, "champion", "1")
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [
+        ctx.Process(target=_register_in_process, args=(uri, lock, root, "good", q))
+        for _ in range(2)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [q.get(timeout=240) for _ in procs]
+    for proc in procs:
+        proc.join(60)
+    assert sorted(promoted for _, promoted in results) == [False, True]
+    winner = next(v for v, promoted in results if promoted)
+    assert tracking.alias_version(name, "champion") == winner
+    from mlflow import MlflowClient
+
+    tags = MlflowClient().get_model_version(name, winner).tags
+    assert tags["promotion.promote"] == "True"
