@@ -1,5 +1,7 @@
 """MLflow logging and registration against a real (sqlite) tracking store."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,59 @@ def test_default_store_is_inside_the_project(tmp_path, monkeypatch):
     assert tracking.resolve_uri(p.tracking, tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5555")
     assert tracking.resolve_uri(p.tracking, tmp_path) == "http://127.0.0.1:5555"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_mlflow_models_serve_answers_on_loopback(store):
+    """`mlflow models serve --env-manager local` serves the registered model over HTTP."""
+    import os
+    import subprocess
+    import urllib.request
+
+    from tests.servers import BIN, free_port, wait_http
+
+    p = tiny(store)
+    _model_dir(store / "model")
+    with tracking.stage_run(p.tracking, "register", "g-serve") as run:
+        uri = run.log_model(store / "model" / "model.pt", np.zeros((1, 1, 64, 64), np.float32))
+    tracking.set_alias(
+        p.tracking.model_name, "champion", tracking.register_version(p.tracking, uri, {})
+    )
+    port = free_port()
+    cmd = [
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        f"models:/{p.tracking.model_name}@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    log = open(store / "serve.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ping", timeout=120, proc=proc)
+        x = np.random.default_rng(0).random((1, 1, 32, 48), dtype=np.float32)
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"inputs": x.tolist()}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            body = json.loads(r.read())
+        y = np.asarray(body["predictions"], np.float32)
+        assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+        expected = tracking.load_pyfunc(f"models:/{p.tracking.model_name}@champion").predict(x)
+        np.testing.assert_allclose(y, expected, atol=1e-5)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+        log.close()
