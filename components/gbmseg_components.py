@@ -128,6 +128,7 @@ def register(
     params: dict,
     run_group: str,
     model: Input[Model],
+    validated: Input[Dataset],
     report: Input[HTML],
     registration: Output[Artifact],
 ) -> str:
@@ -139,6 +140,8 @@ def register(
         run_group,
         {
             "train.out": model.path,
+            "validate.out": validated.path,
+            "evaluate.out": report.path,
             "evaluate.metrics": report.path + "/metrics.json",
             "register.out": registration.path,
         },

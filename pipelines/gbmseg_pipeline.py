@@ -44,6 +44,7 @@ def gbmseg_pipeline(raw_uri: str, params: dict = PARAMS) -> str:
         params=params,
         run_group=group,
         model=t.outputs["model"],
+        validated=v.outputs["validated"],
         report=e.outputs["report"],
     )
     for task in (v, a, p, e, r):

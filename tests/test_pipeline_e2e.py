@@ -89,6 +89,7 @@ def test_kfp_local_pipeline_equals_dvc_repro(repro, tmp_path, monkeypatch):
 
     proj, _ = repro
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)  # no relative default path may leak in from the checkout
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     task = gbmseg_pipeline(
         raw_uri=str(proj / "data" / "raw"),
