@@ -114,7 +114,9 @@ def _train(args, params: Params) -> dict:
     from gbmseg.steps import train
 
     with tracked(args, params, "train") as run:
-        res = train.run(params.train, params.pack.out, run, resume=args.resume)
+        res = train.run(
+            params.train, params.pack.out, run, resume=args.resume, augment=params.augment
+        )
     return {**res, "next": "gbmseg evaluate"}
 
 

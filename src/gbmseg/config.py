@@ -142,6 +142,7 @@ class TrainParams(Section):
     max_minutes: float = Field(ge=0, description="0: no time budget")
     seed: int
     num_workers: int = Field(ge=0)
+    augment_online: bool = Field(description="apply the augment section's transforms per batch")
 
 
 class EvaluateParams(Section):

@@ -109,3 +109,17 @@ def test_bf16_autocast_is_chosen_on_capable_cpus():
 
     assert (prec.dtype == torch.bfloat16) == cpu_has_bf16()
     assert resolve("cpu", "fp32").dtype is None
+
+
+def test_online_augmentation_uses_the_augment_definition():
+    from gbmseg.steps.train import online_transform
+
+    x, y = _data(n=4, size=64)
+    tf = online_transform(params().augment, 64, seed=0)
+    plain = next(iter(Batches(x, y, 4, train=True, seed=0)))
+    aug = next(iter(Batches(x, y, 4, train=True, seed=0, transform=tf)))
+    assert aug[0].shape == plain[0].shape == (4, 1, 64, 64)
+    assert set(torch.unique(aug[1]).tolist()) <= {0.0, 1.0}
+    assert not torch.equal(aug[0], plain[0])
+    # the structure stays the dark ribbon: masks still aligned with their images
+    assert aug[0][aug[1] == 1].mean() < aug[0][aug[1] == 0].mean() - 0.1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,8 @@ def load_split(packed: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Batches:
-    """Iterate (image, mask) float batches; shuffled and flipped when ``train``."""
+    """Iterate (image, mask) float batches; shuffled and flipped when ``train``, and passed
+    through ``transform`` (e.g. the recipe's augmentations, on the fly) when given."""
 
     def __init__(
         self,
@@ -34,11 +35,13 @@ class Batches:
         seed: int = 0,
         rank: int = 0,
         world: int = 1,
+        transform: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     ):
         self.images, self.masks = images, masks
         self.batch_size, self.train = batch_size, train
         self.generator = torch.Generator().manual_seed(seed)
         self.rank, self.world = rank, world
+        self.transform = transform
 
     def __len__(self) -> int:
         n = len(self._indices_len())
@@ -53,8 +56,12 @@ class Batches:
         order = order[self.rank :: self.world]
         for start in range(0, len(order), self.batch_size):
             idx = np.sort(order[start : start + self.batch_size].numpy())
-            x = torch.from_numpy(np.ascontiguousarray(self.images[idx])).unsqueeze(1)
-            y = torch.from_numpy(np.ascontiguousarray(self.masks[idx])).unsqueeze(1)
+            xs, ys = np.ascontiguousarray(self.images[idx]), np.ascontiguousarray(self.masks[idx])
+            if self.train and self.transform is not None:
+                pairs = [self.transform(a, b) for a, b in zip(xs, ys, strict=True)]
+                xs, ys = np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
+            x = torch.from_numpy(xs).unsqueeze(1)
+            y = torch.from_numpy(ys).unsqueeze(1)
             if self.train:
                 x, y = self._flip(x, y)
             yield x.float().div_(255), y.float()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from gbmseg.config import TrainParams
+from gbmseg.config import AugmentParams, TrainParams
 from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
 from gbmseg.engine import checkpoint
 from gbmseg.engine.amp import resolve
@@ -39,6 +39,19 @@ def history_csv(history: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
+def online_transform(augment: AugmentParams, tile: int, seed: int):
+    """The offline stage's albumentations pipeline as a per-tile training transform."""
+    from gbmseg.data import augmentations
+
+    pipe = augmentations.build(augment, (tile, tile), seed=seed)
+
+    def apply(img, msk):
+        res = pipe(image=img, mask=msk)
+        return res["image"], res["mask"]
+
+    return apply
+
+
 def fit(
     model: UNet,
     p: TrainParams,
@@ -46,6 +59,7 @@ def fit(
     out: str | Path,
     logger=None,
     resume: bool = False,
+    augment: AugmentParams | None = None,
 ) -> FitResult:
     """Train ``model`` in place on ``packed`` with params ``p``; shared by train and finetune."""
     out = Path(out)
@@ -57,7 +71,10 @@ def fit(
         model.to(memory_format=torch.channels_last)
     xtr, ytr = load_split(packed, "train")
     xva, yva = load_split(packed, "val")
-    train = Batches(xtr, ytr, p.batch_size, train=True, seed=p.seed)
+    transform = None
+    if p.augment_online and augment is not None:
+        transform = online_transform(augment, xtr.shape[-1], p.seed)
+    train = Batches(xtr, ytr, p.batch_size, train=True, seed=p.seed, transform=transform)
     val = Batches(xva, yva, p.batch_size, train=False)
     log.info(
         "training %d params on %d tiles (%s), validating on %d",
@@ -108,12 +125,18 @@ def publish(
     return metrics
 
 
-def run(p: TrainParams, packed: str | Path, logger=None, resume: bool = False) -> dict:
+def run(
+    p: TrainParams,
+    packed: str | Path,
+    logger=None,
+    resume: bool = False,
+    augment: AugmentParams | None = None,
+) -> dict:
     seed_everything(p.seed)  # the initial weights too
     model = build(model_config(p))
     if logger:
         logger.params({"train": p.model_dump(mode="json")})
-    result = fit(model, p, packed, p.out, logger, resume)
+    result = fit(model, p, packed, p.out, logger, resume, augment)
     metrics = publish(
         model.cpu().to(memory_format=torch.contiguous_format), p, result, p.out, "train"
     )
