@@ -48,7 +48,7 @@ def data_hash() -> str:
 
 @contextlib.contextmanager
 def tracked(args: argparse.Namespace, params: Params, step: str):
-    if args.no_track:
+    if args.no_track or int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 logs
         yield None
         return
     from gbmseg import tracking

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from gbmseg import __version__
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as exc:
         log.error("%s", exc)
         return EXIT_FAILED
-    print(json.dumps(result, indent=2, default=str))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result, indent=2, default=str))
     return 0
 
 

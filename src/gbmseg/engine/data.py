@@ -44,15 +44,16 @@ class Batches:
         self.transform = transform
 
     def __len__(self) -> int:
-        n = len(self._indices_len())
-        return -(-n // self.batch_size)
-
-    def _indices_len(self) -> range:
-        return range(self.rank, len(self.images), self.world)
+        n = len(self.images)
+        mine = -(-n // self.world) if self.train else len(range(self.rank, n, self.world))
+        return -(-mine // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.images)
         order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
+        if self.train and self.world > 1:  # equal batch counts on every rank, or DDP hangs
+            per_rank = -(-n // self.world)
+            order = torch.cat([order, order[: per_rank * self.world - n]])
         order = order[self.rank :: self.world]
         for start in range(0, len(order), self.batch_size):
             idx = np.sort(order[start : start + self.batch_size].numpy())

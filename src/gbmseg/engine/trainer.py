@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gbmseg.config import TrainParams
-from gbmseg.engine import checkpoint
+from gbmseg.engine import checkpoint, distributed
 from gbmseg.engine.amp import Precision
 from gbmseg.engine.data import Batches
 
@@ -61,7 +61,8 @@ def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, batches: Batches, prec: Precision) -> dict[str, float]:
-    """Global Dice and mean loss-free statistics over the validation tiles."""
+    """Global Dice over the validation tiles (each rank scores its share, then all-reduce)."""
+    model = getattr(model, "module", model)  # no DDP collectives: ranks may hold unequal shares
     model.eval()
     tp = fp = fn = 0.0
     for x, y in batches:
@@ -72,6 +73,7 @@ def validate(model: torch.nn.Module, batches: Batches, prec: Precision) -> dict[
         tp += float((pred & t).sum())
         fp += float((pred & ~t).sum())
         fn += float((~pred & t).sum())
+    tp, fp, fn = distributed.all_sum([tp, fp, fn], prec.device)  # every rank sees the same Dice
     denom = 2 * tp + fp + fn
     return {"val_dice": 1.0 if denom == 0 else 2 * tp / denom}
 
@@ -158,7 +160,8 @@ class Trainer:
             total += loss.detach()
             n_img += x.shape[0]
             bar.set_postfix(img_s=f"{n_img / (time.perf_counter() - t0):.1f}")
-        mean_loss = float(total) / max(1, len(batches))
+        mean_loss = distributed.all_sum([float(total) / max(1, len(batches))], self.prec.device)[0]
+        mean_loss /= max(1, distributed.from_env().world)
         if not math.isfinite(mean_loss):
             raise TrainingDiverged(
                 f"loss became {mean_loss} in epoch {epoch + 1}; last good checkpoint kept in "
@@ -205,7 +208,11 @@ class Trainer:
             if epoch + 1 - r.best_epoch >= self.p.patience:
                 r.stopped = f"early stop: no val Dice gain in {self.p.patience} epochs"
                 break
-            if self.p.max_minutes and (time.perf_counter() - t_start) / 60 >= self.p.max_minutes:
+            late = (
+                bool(self.p.max_minutes)
+                and (time.perf_counter() - t_start) / 60 >= self.p.max_minutes
+            )
+            if distributed.any_rank(late, self.prec.device):
                 r.stopped = f"time budget of {self.p.max_minutes} min reached"
                 break
         return r

@@ -16,8 +16,8 @@ import torch
 
 from gbmseg.config import AugmentParams, TrainParams
 from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
-from gbmseg.engine import checkpoint
-from gbmseg.engine.amp import resolve
+from gbmseg.engine import checkpoint, distributed
+from gbmseg.engine.amp import Precision, resolve
 from gbmseg.engine.data import Batches, load_split
 from gbmseg.engine.trainer import FitResult, Trainer
 from gbmseg.model.unet import UNet, UNetConfig, build, count_parameters
@@ -65,7 +65,10 @@ def fit(
     out = Path(out)
     ckpt_dir = out.with_name(out.name + ".ckpt")
     seed_everything(p.seed)
+    d = distributed.from_env()
     prec = resolve(p.device, p.amp)
+    prec = Precision(distributed.device_for(d, prec.device), prec.dtype)
+    distributed.init(d, prec.device)
     model.to(prec.device)
     if p.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -74,8 +77,17 @@ def fit(
     transform = None
     if p.augment_online and augment is not None:
         transform = online_transform(augment, xtr.shape[-1], p.seed)
-    train = Batches(xtr, ytr, p.batch_size, train=True, seed=p.seed, transform=transform)
-    val = Batches(xva, yva, p.batch_size, train=False)
+    train = Batches(
+        xtr,
+        ytr,
+        p.batch_size,
+        train=True,
+        seed=p.seed,
+        rank=d.rank,
+        world=d.world,
+        transform=transform,
+    )
+    val = Batches(xva, yva, p.batch_size, train=False, rank=d.rank, world=d.world)
     log.info(
         "training %d params on %d tiles (%s), validating on %d",
         count_parameters(model),
@@ -84,9 +96,17 @@ def fit(
         len(xva),
     )
     on_metrics = logger.metrics if logger else None
-    trainer = Trainer(model, p, prec, ckpt_dir, on_metrics=on_metrics)
+    trainer = Trainer(
+        distributed.wrap(model, d, prec.device),
+        p,
+        prec,
+        ckpt_dir,
+        on_metrics=on_metrics if d.is_main else None,
+        is_main=d.is_main,
+    )
     last = ckpt_dir / "last.pt"
     result = trainer.fit(train, val, resume_from=last if resume and last.is_file() else None)
+    distributed.barrier()  # rank 0 has written best.pt
     best = checkpoint.load(ckpt_dir / "best.pt")
     model.load_state_dict(best["model"])
     return result
@@ -137,6 +157,9 @@ def run(
     if logger:
         logger.params({"train": p.model_dump(mode="json")})
     result = fit(model, p, packed, p.out, logger, resume, augment)
+    if not distributed.from_env().is_main:
+        distributed.shutdown()
+        return {"rank": distributed.from_env().rank, "best_val_dice": result.best_val_dice}
     metrics = publish(
         model.cpu().to(memory_format=torch.contiguous_format), p, result, p.out, "train"
     )
@@ -150,4 +173,5 @@ def run(
         result.stopped,
         p.out,
     )
+    distributed.shutdown()
     return metrics
