@@ -130,8 +130,12 @@ class TrainParams(Section):
     device: Literal["auto", "cpu", "cuda"]
     amp: Literal["auto", "fp32", "bf16", "fp16"]
     channels_last: bool
+    compile: bool = Field(description="torch.compile the model (CUDA)")
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
+    optimizer: Literal["adamw", "sgd"]
+    schedule: Literal["cosine", "poly"]
+    momentum: float = Field(ge=0, lt=1, description="SGD only")
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     warmup_epochs: float = Field(ge=0)

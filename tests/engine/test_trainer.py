@@ -123,3 +123,12 @@ def test_online_augmentation_uses_the_augment_definition():
     assert not torch.equal(aug[0], plain[0])
     # the structure stays the dark ribbon: masks still aligned with their images
     assert aug[0][aug[1] == 1].mean() < aug[0][aug[1] == 0].mean() - 0.1
+
+
+def test_poly_schedule_and_sgd_train_too(tmp_path):
+    f = lr_lambda(100, 10, "poly")
+    assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.5**0.9, rel=1e-6)
+    x, y = _data()
+    _, res = _fit(tmp_path, _train_params(epochs=5, lr=0.05, optimizer="sgd", schedule="poly"), x, y)
+    losses = [h["loss"] for h in res.history]
+    assert losses[-1] < losses[0]

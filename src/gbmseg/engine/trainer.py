@@ -49,12 +49,16 @@ def seg_loss(logits: torch.Tensor, target: torch.Tensor, p: TrainParams) -> torc
     return p.bce_weight * bce + p.dice_weight * soft_dice
 
 
-def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+def lr_lambda(total_steps: int, warmup_steps: int, kind: str = "cosine") -> Callable[[int], float]:
+    """Linear warm-up, then cosine or poly (power 0.9, as in nnU-Net) decay to zero."""
+
     def f(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        if kind == "poly":
+            return (1 - progress) ** 0.9
+        return 0.5 * (1 + math.cos(math.pi * progress))
 
     return f
 
@@ -62,7 +66,7 @@ def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
 @torch.no_grad()
 def validate(model: torch.nn.Module, batches: Batches, prec: Precision) -> dict[str, float]:
     """Global Dice over the validation tiles (each rank scores its share, then all-reduce)."""
-    model = getattr(model, "module", model)  # no DDP collectives: ranks may hold unequal shares
+    model = unwrap(model)  # no DDP collectives: ranks may hold unequal shares
     model.eval()
     tp = fp = fn = 0.0
     for x, y in batches:
@@ -76,6 +80,13 @@ def validate(model: torch.nn.Module, batches: Batches, prec: Precision) -> dict[
     tp, fp, fn = distributed.all_sum([tp, fp, fn], prec.device)  # every rank sees the same Dice
     denom = 2 * tp + fp + fn
     return {"val_dice": 1.0 if denom == 0 else 2 * tp / denom}
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain U-Net inside torch.compile and DDP wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
 
 
 def _layout(x: torch.Tensor, prec: Precision) -> torch.Tensor:
@@ -95,14 +106,19 @@ class Trainer:
         self.model, self.p, self.prec, self.out = model, p, prec, Path(out)
         self.on_metrics, self.is_main = on_metrics, is_main
         params = [q for q in model.parameters() if q.requires_grad]
-        self.opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay)
+        if p.optimizer == "sgd":
+            self.opt: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, nesterov=True
+            )
+        else:
+            self.opt = torch.optim.AdamW(params, lr=p.lr, weight_decay=p.weight_decay)
         self.scaler = torch.amp.GradScaler(prec.device.type, enabled=prec.scaler_needed)
         self.sched: torch.optim.lr_scheduler.LambdaLR | None = None
         self.result = FitResult()
         self.start_epoch = 0
 
     def _state(self, epoch: int, train_batches: Batches) -> dict:
-        raw = getattr(self.model, "module", self.model)
+        raw = unwrap(self.model)
         return {
             "model": raw.state_dict(),
             "model_config": raw.cfg.to_dict(),
@@ -119,7 +135,7 @@ class Trainer:
 
     def resume(self, path: Path, train_batches: Batches) -> None:
         state = checkpoint.load(path)
-        getattr(self.model, "module", self.model).load_state_dict(state["model"])
+        unwrap(self.model).load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self._pending_sched = state["scheduler"]
         self.scaler.load_state_dict(state["scaler"])
@@ -178,7 +194,9 @@ class Trainer:
     def fit(self, train: Batches, val: Batches, resume_from: Path | None = None) -> FitResult:
         steps = self.p.epochs * len(train)
         warm = int(self.p.warmup_epochs * len(train))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(steps, max(1, warm)))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lr_lambda(steps, max(1, warm), self.p.schedule)
+        )
         if resume_from is not None:
             self.resume(resume_from, train)
             self.sched.load_state_dict(self._pending_sched)

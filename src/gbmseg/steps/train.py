@@ -96,8 +96,11 @@ def fit(
         len(xva),
     )
     on_metrics = logger.metrics if logger else None
+    net = distributed.wrap(model, d, prec.device)
+    if p.compile:
+        net = torch.compile(net)
     trainer = Trainer(
-        distributed.wrap(model, d, prec.device),
+        net,
         p,
         prec,
         ckpt_dir,

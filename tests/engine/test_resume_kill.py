@@ -1,0 +1,77 @@
+"""SIGKILL a real `gbmseg train` mid-run, resume it, and land where an uninterrupted run lands."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gbmseg.engine import checkpoint
+from gbmseg.steps import augment, pack, synth, validate
+from tests.conftest import TINY, tiny
+
+EPOCHS = 30
+
+
+def _cmd(p, out: Path, *extra: str) -> list[str]:
+    sets = [
+        *TINY,
+        f"pack.out={p.pack.out}",
+        f"train.out={out}",
+        f"train.epochs={EPOCHS}",
+        "train.patience=100",
+        f"train.metrics={out}.json",
+        f"train.history={out}.csv",
+    ]
+    return [
+        sys.executable,
+        "-m",
+        "gbmseg",
+        "train",
+        "--no-track",
+        *[a for s in sets for a in ("-S", s)],
+        *extra,
+    ]
+
+
+def _losses(path: Path) -> list[float]:
+    with open(path) as fh:
+        return [float(r["loss"]) for r in csv.DictReader(fh)]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume(tmp_path):
+    p = tiny(tmp_path)
+    synth.run(p.synth, p.data.raw, "black")
+    validate.run(p.validate_, p.data.raw, p.validate_.out, "black")
+    augment.run(p.augment, p.validate_.out, p.augment.out)
+    pack.run(p.pack, p.validate_.out, p.augment.out, p.pack.out)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    subprocess.run(_cmd(p, tmp_path / "full"), check=True, capture_output=True, env=env)
+    victim = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _cmd(p, victim), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    last = Path(f"{victim}.ckpt") / "last.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if last.is_file() and checkpoint.load(last)["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = checkpoint.load(last)["epoch"]  # loads: never a half-written checkpoint
+    assert 2 <= killed_at < EPOCHS - 1
+    assert not (victim / "model.pt").exists()  # nothing published by the killed run
+
+    subprocess.run(_cmd(p, victim, "--resume"), check=True, capture_output=True, env=env)
+    full, resumed = _losses(Path(f"{tmp_path / 'full'}.csv")), _losses(Path(f"{victim}.csv"))
+    assert len(resumed) == len(full) == EPOCHS
+    assert resumed[-1] == pytest.approx(full[-1], rel=1e-3)
+    assert (victim / "model.pt").is_file()
