@@ -103,11 +103,12 @@ def test_malicious_pickle_is_refused(tmp_path):
         checkpoint.load(path)
 
 
-def test_bf16_autocast_is_chosen_on_capable_cpus():
+def test_bf16_autocast_is_chosen_on_cpus_with_amx():
     prec = resolve("cpu", "auto")
-    from gbmseg.engine.amp import cpu_has_bf16
+    from gbmseg.engine.amp import cpu_has_amx
 
-    assert (prec.dtype == torch.bfloat16) == cpu_has_bf16()
+    assert (prec.dtype == torch.bfloat16) == cpu_has_amx()
+    assert resolve("cpu", "bf16").dtype == torch.bfloat16
     assert resolve("cpu", "fp32").dtype is None
 
 
