@@ -130,6 +130,8 @@ def test_poly_schedule_and_sgd_train_too(tmp_path):
     f = lr_lambda(100, 10, "poly")
     assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.5**0.9, rel=1e-6)
     x, y = _data()
-    _, res = _fit(tmp_path, _train_params(epochs=5, lr=0.05, optimizer="sgd", schedule="poly"), x, y)
+    _, res = _fit(
+        tmp_path, _train_params(epochs=5, lr=0.05, optimizer="sgd", schedule="poly"), x, y
+    )
     losses = [h["loss"] for h in res.history]
     assert losses[-1] < losses[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import tempfile
 from pathlib import Path
 
 import torch
@@ -50,6 +51,32 @@ def online_transform(augment: AugmentParams, tile: int, seed: int):
         return res["image"], res["mask"]
 
     return apply
+
+
+def curves_png(history: list[dict[str, float]]) -> bytes:
+    """Training loss and validation Dice per epoch, one picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    (l1,) = ax.plot(epochs, [h["loss"] for h in history], "o-", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    (l2,) = ax2.plot(
+        epochs, [h["val_dice"] for h in history], "s-", color="tab:green", label="val Dice"
+    )
+    ax2.set_ylabel("validation Dice")
+    ax2.set_ylim(0, 1)
+    ax2.legend(handles=[l1, l2], loc="center right", fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def fit(
@@ -169,6 +196,9 @@ def run(
     if logger:
         logger.metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
         logger.artifact(p.history, "curves")
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "learning_curve.png").write_bytes(curves_png(result.history))
+            logger.artifact(Path(tmp) / "learning_curve.png", "curves")
     log.info(
         "train: best val Dice %.4f at epoch %d (%s) -> %s",
         result.best_val_dice,
