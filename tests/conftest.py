@@ -65,6 +65,17 @@ def synth_data(tiny_params: Params) -> Path:
     return Path(tiny_params.data.raw)
 
 
+def prepared(p: Params) -> Params:
+    """Run synth, validate, augment and pack for ``p`` (a tiny configuration); return it."""
+    from gbmseg.steps import augment, pack, synth, validate
+
+    synth.run(p.synth, p.data.raw, p.data.positive)
+    validate.run(p.validate_, p.data.raw, p.validate_.out, p.data.positive)
+    augment.run(p.augment, p.validate_.out, p.augment.out)
+    pack.run(p.pack, p.validate_.out, p.augment.out, p.pack.out)
+    return p
+
+
 def shared(name: str) -> Path:
     path = SHARED / name
     if not (path / "images").is_dir():

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from gbmseg.data.io import starts
 from gbmseg.engine.amp import resolve
-from gbmseg.inference import gaussian_window, iter_bands, predict_proba, starts
+from gbmseg.inference import gaussian_window, iter_bands, predict_proba
 from gbmseg.model.unet import build
 
 PREC = resolve("cpu", "fp32")

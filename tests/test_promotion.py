@@ -14,8 +14,8 @@ import torch
 from gbmseg import promotion, tracking
 from gbmseg.engine import checkpoint
 from gbmseg.model.unet import build
-from gbmseg.steps import augment, evaluate, pack, register, synth, train, validate
-from tests.conftest import tiny
+from gbmseg.steps import evaluate, register, train
+from tests.conftest import prepared, tiny
 
 
 def test_bootstrap_promotes_only_a_clear_gain():
@@ -65,10 +65,7 @@ def world(tmp_path_factory):
     """Tiny data, a trained model and a random (bad) one, each already evaluated."""
     root = tmp_path_factory.mktemp("promo")
     p = tiny(root, "train.epochs=6", "train.lr=0.01", "synth.n_images=10", "pack.test_fraction=0.4")
-    synth.run(p.synth, p.data.raw, "black")
-    validate.run(p.validate_, p.data.raw, p.validate_.out, "black")
-    augment.run(p.augment, p.validate_.out, p.augment.out)
-    pack.run(p.pack, p.validate_.out, p.augment.out, p.pack.out)
+    prepared(p)
     train.run(p.train, p.pack.out)
     good = root / "good"
     shutil.copytree(p.train.out, good / "model")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from gbmseg.data.io import starts
 from gbmseg.engine.amp import Precision
 
 
@@ -20,15 +21,6 @@ def gaussian_window(tile: int, sigma_frac: float = 0.125) -> np.ndarray:
     g = np.exp(-(ax**2) / (2 * (sigma_frac * tile) ** 2))
     w = np.outer(g, g)
     return (w / w.max()).clip(1e-3).astype(np.float32)
-
-
-def starts(length: int, tile: int, step: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    s = list(range(0, length - tile + 1, step))
-    if s[-1] != length - tile:
-        s.append(length - tile)
-    return s
 
 
 def _to_tensor(x: np.ndarray, prec: Precision) -> torch.Tensor:

@@ -8,17 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from gbmseg.steps import augment, pack, synth, validate
-from tests.conftest import TINY, tiny
+from tests.conftest import TINY, prepared, tiny
 
 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path):
-    p = tiny(tmp_path)
-    synth.run(p.synth, p.data.raw, "black")
-    validate.run(p.validate_, p.data.raw, p.validate_.out, "black")
-    augment.run(p.augment, p.validate_.out, p.augment.out)
-    pack.run(p.pack, p.validate_.out, p.augment.out, p.pack.out)
+    p = prepared(tiny(tmp_path))
     sets = [
         *TINY,
         f"pack.out={p.pack.out}",

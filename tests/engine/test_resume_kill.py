@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from gbmseg.engine import checkpoint
-from gbmseg.steps import augment, pack, synth, validate
-from tests.conftest import TINY, tiny
+from tests.conftest import TINY, prepared, tiny
 
 EPOCHS = 30
 
@@ -45,11 +44,7 @@ def _losses(path: Path) -> list[float]:
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume(tmp_path):
-    p = tiny(tmp_path)
-    synth.run(p.synth, p.data.raw, "black")
-    validate.run(p.validate_, p.data.raw, p.validate_.out, "black")
-    augment.run(p.augment, p.validate_.out, p.augment.out)
-    pack.run(p.pack, p.validate_.out, p.augment.out, p.pack.out)
+    p = prepared(tiny(tmp_path))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     subprocess.run(_cmd(p, tmp_path / "full"), check=True, capture_output=True, env=env)

@@ -21,6 +21,16 @@ class DataError(ValueError):
     """A data file or folder is missing, unreadable or inconsistent."""
 
 
+def starts(length: int, tile: int, step: int) -> list[int]:
+    """Tile origins covering ``length`` with ``step``; the last tile ends flush with the edge."""
+    if length <= tile:
+        return [0]
+    s = list(range(0, length - tile + 1, step))
+    if s[-1] != length - tile:
+        s.append(length - tile)
+    return s
+
+
 def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -114,3 +124,21 @@ def binary_to_mask(binary: np.ndarray, positive: str) -> np.ndarray:
     """{0,1} structure map -> uint8 {0,255} mask in the configured polarity."""
     on = binary.astype(bool)
     return np.where(on if positive == "white" else ~on, 255, 0).astype(np.uint8)
+
+
+def collect_images(
+    items: list[str | Path], what: str = "image", skip: tuple[str, ...] = ()
+) -> list[Path]:
+    """Files named directly plus the PNG/TIFF files of named folders (names ending in ``skip``
+    left out); DataError naming what is missing."""
+    found: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            found += [q for q in list_images(item) if not q.name.endswith(skip)]
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise DataError(f"{item}: no such {what} or folder")
+    if not found:
+        raise DataError(f"{', '.join(map(str, items))}: no {what} files (PNG/TIFF) found")
+    return found

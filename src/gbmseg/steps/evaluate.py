@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from pathlib import Path
@@ -13,6 +12,7 @@ from tqdm import tqdm
 
 from gbmseg import metrics as M
 from gbmseg.config import EvaluateParams
+from gbmseg.data import plots
 from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
 from gbmseg.data.io import DataError, read_image, read_raw, write_png
 from gbmseg.data.preview import error_overlay
@@ -65,12 +65,7 @@ def score_images(
 
 
 def sweep_plot(rows: list[dict], threshold: float) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=110)
+    fig, ax = plots.figure(5.5, 3.5)
     t = [r["threshold"] for r in rows]
     for key in ("dice", "iou", "precision", "recall"):
         ax.plot(t, [r[key] for r in rows], label=key)
@@ -79,11 +74,7 @@ def sweep_plot(rows: list[dict], threshold: float) -> bytes:
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7, loc="lower center")
     ax.set_title("held-out test images, pooled pixels", fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return plots.png(fig)
 
 
 def run(

@@ -8,7 +8,6 @@ the image border (where the ribbon is cut) and skeleton pieces shorter than
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 
@@ -19,8 +18,9 @@ from scipy import ndimage
 from skimage.morphology import medial_axis
 
 from gbmseg.config import MeasureParams
+from gbmseg.data import plots
 from gbmseg.data.atomic import atomic_dir, write_text
-from gbmseg.data.io import IMAGE_SUFFIXES, DataError, mask_to_binary, read_raw, write_png
+from gbmseg.data.io import collect_images, mask_to_binary, read_raw, write_png
 from gbmseg.data.preview import thumbnail
 
 log = logging.getLogger(__name__)
@@ -108,12 +108,7 @@ def measure_file(path: Path, p: MeasureParams, positive: str, pixel_nm: float | 
 
 
 def histogram_png(values: dict[str, np.ndarray]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
+    fig, ax = plots.figure(6, 3.5)
     every = np.concatenate([v for v in values.values() if v.size] or [np.zeros(1)])
     bins = np.histogram_bin_edges(every, bins=40)
     for name, v in values.items():
@@ -123,29 +118,7 @@ def histogram_png(values: dict[str, np.ndarray]) -> bytes:
     ax.set_ylabel("medial-axis points")
     if len(values) <= 8:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def collect(items: list[str | Path]) -> list[Path]:
-    found: list[Path] = []
-    for item in map(Path, items):
-        if item.is_dir():
-            found += sorted(
-                q
-                for q in item.iterdir()
-                if q.suffix.lower() in IMAGE_SUFFIXES and not q.name.endswith(".prob.tif")
-            )
-        elif item.is_file():
-            found.append(item)
-        else:
-            raise DataError(f"{item}: no such mask or folder")
-    if not found:
-        raise DataError(f"{', '.join(map(str, items))}: no mask images found")
-    return found
+    return plots.png(fig)
 
 
 def run(
@@ -155,7 +128,7 @@ def run(
     positive: str,
     pixel_size_nm: float | None = None,
 ) -> pd.DataFrame:
-    files = collect(masks)
+    files = collect_images(masks, "mask", skip=(".prob.tif",))
     rows, samples = [], {}
     with atomic_dir(out) as tmp:
         for f in files:

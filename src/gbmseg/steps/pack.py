@@ -10,7 +10,7 @@ import numpy as np
 
 from gbmseg.config import PackParams
 from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_json
-from gbmseg.data.io import DataError, list_images, read_image, read_raw
+from gbmseg.data.io import DataError, list_images, read_image, read_raw, starts
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -36,15 +36,6 @@ def split_sources(names: list[str], p: PackParams) -> dict[str, list[str]]:
     }
 
 
-def _starts(length: int, tile: int, stride: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile + 1, stride))
-    if starts[-1] != length - tile:
-        starts.append(length - tile)
-    return starts
-
-
 def tiles(arr: np.ndarray, tile: int, stride: int) -> list[np.ndarray]:
     """Cut a 2-D array into tile x tile pieces (reflect-padded when smaller than a tile)."""
     h, w = arr.shape
@@ -53,8 +44,8 @@ def tiles(arr: np.ndarray, tile: int, stride: int) -> list[np.ndarray]:
         h, w = arr.shape
     return [
         arr[y : y + tile, x : x + tile]
-        for y in _starts(h, tile, stride)
-        for x in _starts(w, tile, stride)
+        for y in starts(h, tile, stride)
+        for x in starts(w, tile, stride)
     ]
 
 

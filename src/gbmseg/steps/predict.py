@@ -20,7 +20,7 @@ import tifffile
 from tqdm import tqdm
 
 from gbmseg.config import PredictParams
-from gbmseg.data.io import IMAGE_SUFFIXES, DataError, read_raw, to_uint8
+from gbmseg.data.io import collect_images, read_raw, to_uint8
 from gbmseg.engine.amp import resolve
 from gbmseg.engine.checkpoint import load_model
 from gbmseg.inference import iter_bands
@@ -35,20 +35,6 @@ def resolve_model(ref: str, cache: Path | None = None):
 
         return load_model(tracking.download_weights(ref, cache))
     return load_model(ref)
-
-
-def collect_inputs(items: list[str | Path]) -> list[Path]:
-    found: list[Path] = []
-    for item in map(Path, items):
-        if item.is_dir():
-            found += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif item.is_file():
-            found.append(item)
-        else:
-            raise DataError(f"{item}: no such image or folder")
-    if not found:
-        raise DataError(f"{', '.join(map(str, items))}: no PNG/TIFF images found")
-    return found
 
 
 class TiffRows:
@@ -178,7 +164,7 @@ def predict_file(model, path: Path, out: Path, p: PredictParams, positive: str, 
 def run(
     p: PredictParams, model_ref: str, inputs: list[str | Path], out: str | Path, positive: str
 ) -> list[dict]:
-    files = collect_inputs(inputs)
+    files = collect_images(inputs, "image")
     model = resolve_model(model_ref)
     prec = resolve(p.device, p.amp)
     model.to(prec.device)

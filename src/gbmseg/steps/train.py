@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from gbmseg.config import AugmentParams, TrainParams
+from gbmseg.data import plots
 from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
 from gbmseg.engine import checkpoint, distributed
 from gbmseg.engine.amp import Precision, resolve
@@ -55,13 +56,8 @@ def online_transform(augment: AugmentParams, tile: int, seed: int):
 
 def curves_png(history: list[dict[str, float]]) -> bytes:
     """Training loss and validation Dice per epoch, one picture."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    fig, ax = plots.figure(5.5, 3.2)
     (l1,) = ax.plot(epochs, [h["loss"] for h in history], "o-", label="training loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
@@ -72,11 +68,7 @@ def curves_png(history: list[dict[str, float]]) -> bytes:
     ax2.set_ylabel("validation Dice")
     ax2.set_ylim(0, 1)
     ax2.legend(handles=[l1, l2], loc="center right", fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return plots.png(fig)
 
 
 def fit(
