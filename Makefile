@@ -43,7 +43,9 @@ lint: venv  ## ruff
 	$(BIN)/ruff check .
 
 constraints: venv  ## re-pin constraints.txt from the current venv
-	$(BIN)/pip freeze --exclude-editable | sed "s/+cpu//" | sort > constraints.txt
+	(echo '# Exact versions known to install together (pip install -c constraints.txt). Regenerate with: make constraints'; \
+	 $(BIN)/pip freeze --exclude-editable | sed 's/+cpu//' | sort) > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
 
 clean:  ## remove generated outputs (keeps .venv and the DVC cache)
 	rm -rf data/validated data/augmented data/packed models reports metrics mlflow.db mlartifacts
