@@ -137,7 +137,7 @@ class Trainer:
         state = checkpoint.load(path)
         unwrap(self.model).load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
-        self._pending_sched = state["scheduler"]
+        self.sched.load_state_dict(state["scheduler"])  # fit() builds it before resuming
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
         train_batches.generator.set_state(state["batch_rng"])
@@ -199,7 +199,6 @@ class Trainer:
         )
         if resume_from is not None:
             self.resume(resume_from, train)
-            self.sched.load_state_dict(self._pending_sched)
         t_start, r = time.perf_counter(), self.result
         for epoch in range(self.start_epoch, self.p.epochs):
             row = {
