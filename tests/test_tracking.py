@@ -9,7 +9,6 @@ import torch
 from gbmseg import tracking
 from gbmseg.engine import checkpoint
 from gbmseg.model.unet import build
-from gbmseg.steps import predict
 from tests.conftest import tiny
 
 
@@ -51,7 +50,7 @@ def test_logged_model_loads_predicts_and_resolves_by_alias(store):
     sub = model.predict(np.ascontiguousarray(x[:1, :, :40, :40]))
     assert np.allclose(sub, ref, atol=1e-4)
     # `gbmseg predict --model models:/gbmseg-unet@champion` resolves the same weights
-    resolved = predict.resolve_model(f"models:/{p.tracking.model_name}@champion")
+    resolved = checkpoint.load_model_ref(f"models:/{p.tracking.model_name}@champion")
     for a, b in zip(resolved.state_dict().values(), net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     # no pickled network: the model is code (serving.py) + a state_dict

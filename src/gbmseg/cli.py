@@ -120,6 +120,22 @@ def _train(args, params: Params) -> dict:
     return {**res, "next": "gbmseg evaluate"}
 
 
+@command("finetune")
+def _finetune(args, params: Params) -> dict:
+    from gbmseg.steps import finetune
+
+    p = params.finetune
+    if args.pretrained:
+        p = p.model_copy(update={"pretrained": args.pretrained})
+    if p.pretrained.startswith(("models:/", "runs:/")):
+        from gbmseg import tracking
+
+        tracking.setup(params.tracking)
+    with tracked(args, params, "finetune") as run:
+        res = finetune.run(p, params.train, args.packed or params.pack.out, run, resume=args.resume)
+    return {**res, "next": f"gbmseg evaluate --model {p.out}"}
+
+
 @command("evaluate")
 def _evaluate(args, params: Params) -> dict:
     from gbmseg.steps import evaluate

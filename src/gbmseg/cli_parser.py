@@ -18,6 +18,7 @@ HELP = {
     "augment": "write N augmented copies per image with the recipe's seven transforms",
     "pack": "cut images into fixed-size tiles, split train/val/test by source image",
     "train": "train a U-Net on the packed tiles (bf16 autocast where the hardware has it)",
+    "finetune": "fine-tune a pretrained U-Net on a small target set (head/decoder/shallow/full)",
     "evaluate": "score the trained model on held-out test images; per-image table + overlays",
     "register": "log the model to MLflow and register it (first: @champion, later: @challenger)",
     "predict": "segment images of any size (PNG/TIFF, 8/16-bit) with a registered or local model",
@@ -70,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
                 "--resume",
                 action="store_true",
                 help="continue from <train.out>.ckpt/last.pt if it exists",
+            )
+        if name == "finetune":
+            sp.add_argument(
+                "--pretrained",
+                help="model folder, model.pt or models:/NAME@ALIAS (default: finetune.pretrained)",
+            )
+            sp.add_argument("--packed", help="packed target tiles (default: pack.out)")
+            sp.add_argument(
+                "--resume",
+                action="store_true",
+                help="continue from <finetune.out>.ckpt/last.pt if it exists",
             )
         if name == "predict":
             sp.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help="images or folders")

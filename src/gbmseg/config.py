@@ -149,6 +149,17 @@ class TrainParams(Section):
     augment_online: bool = Field(description="apply the augment section's transforms per batch")
 
 
+class FinetuneParams(Section):
+    out: str
+    metrics: str
+    history: str
+    pretrained: str = Field(description="model folder, model.pt or models:/NAME@ALIAS")
+    strategy: Literal["head", "decoder", "shallow", "full"]
+    shallow_levels: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0)
+
+
 class EvaluateParams(Section):
     out: str
     metrics: str
@@ -197,6 +208,7 @@ class Params(Section):
     augment: AugmentParams
     pack: PackParams
     train: TrainParams
+    finetune: FinetuneParams
     evaluate: EvaluateParams
     register_: RegisterParams = Field(alias="register")
     predict: PredictParams

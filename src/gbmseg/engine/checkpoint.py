@@ -59,3 +59,13 @@ def load_model(path: str | Path) -> torch.nn.Module:
             f"{path}: weights do not fit the recorded model_config: {exc}"
         ) from exc
     return model.eval()
+
+
+def load_model_ref(ref: str | Path) -> torch.nn.Module:
+    """A U-Net from a path (folder or model.pt) or an MLflow URI (models:/NAME@ALIAS, runs:/)."""
+    text = str(ref)
+    if text.startswith(("models:/", "runs:/")) or "://" in text:
+        from gbmseg import tracking
+
+        return load_model(tracking.download_weights(text))
+    return load_model(text)

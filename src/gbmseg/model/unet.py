@@ -84,6 +84,22 @@ class UNet(nn.Module):
             Up(widths[i + 1], widths[i], cfg) for i in reversed(range(cfg.depth))
         )
         self.head = nn.Conv2d(widths[0], cfg.out_channels, 1)
+        self.frozen: list[str] = []
+
+    def freeze(self, parts: list[str]) -> None:
+        """Stop training the named sub-modules (e.g. ``encoders.0``, ``bottleneck``): no
+        gradients, and their BatchNorm statistics stay fixed even in train mode."""
+        for name in parts:
+            for q in self.get_submodule(name).parameters():
+                q.requires_grad_(False)
+        self.frozen = sorted(set(self.frozen) | set(parts))
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> UNet:
+        super().train(mode)
+        for name in self.frozen:
+            self.get_submodule(name).eval()
+        return self
 
     @property
     def multiple(self) -> int:

@@ -22,19 +22,10 @@ from tqdm import tqdm
 from gbmseg.config import PredictParams
 from gbmseg.data.io import collect_images, read_raw, to_uint8
 from gbmseg.engine.amp import resolve
-from gbmseg.engine.checkpoint import load_model
+from gbmseg.engine.checkpoint import load_model_ref
 from gbmseg.inference import iter_bands
 
 log = logging.getLogger(__name__)
-
-
-def resolve_model(ref: str, cache: Path | None = None):
-    """A U-Net from a path (folder or model.pt) or an MLflow URI (models:/, runs:/)."""
-    if "://" in ref or ref.startswith("models:/") or ref.startswith("runs:/"):
-        from gbmseg import tracking
-
-        return load_model(tracking.download_weights(ref, cache))
-    return load_model(ref)
 
 
 class TiffRows:
@@ -165,7 +156,7 @@ def run(
     p: PredictParams, model_ref: str, inputs: list[str | Path], out: str | Path, positive: str
 ) -> list[dict]:
     files = collect_images(inputs, "image")
-    model = resolve_model(model_ref)
+    model = load_model_ref(model_ref)
     prec = resolve(p.device, p.amp)
     model.to(prec.device)
     results = [
