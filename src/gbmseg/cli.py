@@ -18,11 +18,15 @@ from gbmseg.config import ConfigError, Params
 log = logging.getLogger("gbmseg")
 EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
 COMMANDS: dict[str, Callable[[argparse.Namespace, Params], dict]] = {}
+HELP: dict[str, str] = {}  # one line per subcommand, in pipeline order
 
 
-def command(name: str):
+def command(name: str, summary: str):
+    """Register a subcommand and its one-line help in one place."""
+
     def deco(fn):
         COMMANDS[name] = fn
+        HELP[name] = summary
         return fn
 
     return deco
@@ -58,7 +62,10 @@ def tracked(args: argparse.Namespace, params: Params, step: str):
         yield run
 
 
-@command("synth")
+@command(
+    "synth",
+    "generate the deterministic synthetic demo data set (images/, masks/, meta.json)",
+)
 def _synth(args, params: Params) -> dict:
     from gbmseg.steps import synth
 
@@ -70,7 +77,10 @@ def _synth(args, params: Params) -> dict:
     }
 
 
-@command("validate")
+@command(
+    "validate",
+    "check images and masks with a Great Expectations suite, then normalise them",
+)
 def _validate(args, params: Params) -> dict:
     from gbmseg.steps import validate
 
@@ -84,7 +94,10 @@ def _validate(args, params: Params) -> dict:
     return {**res, "out": out, "next": "gbmseg augment"}
 
 
-@command("augment")
+@command(
+    "augment",
+    "write N augmented copies per image with the recipe's seven transforms",
+)
 def _augment(args, params: Params) -> dict:
     from gbmseg.steps import augment
 
@@ -96,7 +109,10 @@ def _augment(args, params: Params) -> dict:
     return {**res, "next": "gbmseg pack"}
 
 
-@command("pack")
+@command(
+    "pack",
+    "cut images into fixed-size tiles, split train/val/test by source image",
+)
 def _pack(args, params: Params) -> dict:
     from gbmseg.steps import pack
 
@@ -109,7 +125,10 @@ def _pack(args, params: Params) -> dict:
     return {**counts, "next": "gbmseg train"}
 
 
-@command("train")
+@command(
+    "train",
+    "train a U-Net on the packed tiles (bf16 autocast where the hardware has it)",
+)
 def _train(args, params: Params) -> dict:
     from gbmseg.steps import train
 
@@ -120,7 +139,10 @@ def _train(args, params: Params) -> dict:
     return {**res, "next": "gbmseg evaluate"}
 
 
-@command("finetune")
+@command(
+    "finetune",
+    "fine-tune a pretrained U-Net on a small target set (head/decoder/shallow/full)",
+)
 def _finetune(args, params: Params) -> dict:
     from gbmseg.steps import finetune
 
@@ -136,7 +158,10 @@ def _finetune(args, params: Params) -> dict:
     return {**res, "next": f"gbmseg evaluate --model {p.out}"}
 
 
-@command("evaluate")
+@command(
+    "evaluate",
+    "score the trained model on held-out test images; per-image table + overlays",
+)
 def _evaluate(args, params: Params) -> dict:
     from gbmseg.steps import evaluate
 
@@ -151,7 +176,10 @@ def _evaluate(args, params: Params) -> dict:
     return {**res, "next": "gbmseg register"}
 
 
-@command("register")
+@command(
+    "register",
+    "log and register the model as @challenger; promote to @champion only if it is better",
+)
 def _register(args, params: Params) -> dict:
     from gbmseg import tracking
     from gbmseg.data.atomic import git_sha
@@ -180,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     return _main(argv)
 
 
-@command("predict")
+@command(
+    "predict",
+    "segment images of any size (PNG/TIFF, 8/16-bit) with a registered or local model",
+)
 def _predict(args, params: Params) -> dict:
     from gbmseg import tracking
     from gbmseg.steps import predict
@@ -208,7 +239,10 @@ def _predict(args, params: Params) -> dict:
     }
 
 
-@command("measure")
+@command(
+    "measure",
+    "local GBM thickness (nm) along the membrane: table, histogram, coloured overlay",
+)
 def _measure(args, params: Params) -> dict:
     from gbmseg.steps import measure
 

@@ -9,21 +9,9 @@ import os
 import sys
 
 from gbmseg import __version__
-from gbmseg.cli import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED
+from gbmseg.cli import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, HELP
 from gbmseg.config import ConfigError, load
 
-HELP = {
-    "synth": "generate the deterministic synthetic demo data set (images/, masks/, meta.json)",
-    "validate": "check images and masks with a Great Expectations suite, then normalise them",
-    "augment": "write N augmented copies per image with the recipe's seven transforms",
-    "pack": "cut images into fixed-size tiles, split train/val/test by source image",
-    "train": "train a U-Net on the packed tiles (bf16 autocast where the hardware has it)",
-    "finetune": "fine-tune a pretrained U-Net on a small target set (head/decoder/shallow/full)",
-    "evaluate": "score the trained model on held-out test images; per-image table + overlays",
-    "register": "log the model to MLflow and register it (first: @champion, later: @challenger)",
-    "predict": "segment images of any size (PNG/TIFF, 8/16-bit) with a registered or local model",
-    "measure": "local GBM thickness (nm) along the membrane: table, histogram, coloured overlay",
-}
 EPILOG = """Each step reads its section of params.yaml. Run them all with `dvc repro`.
 Examples:
   gbmseg synth                       # demo data into data/raw

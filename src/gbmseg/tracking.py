@@ -205,21 +205,14 @@ def load_pyfunc(uri: str):
 
 def download_weights(uri: str, dest: str | Path | None = None) -> Path:
     """Fetch a logged gbmseg model (models:/NAME@ALIAS, runs:/..., m-...) and return its
-    state_dict file; no pickled object is loaded."""
+    state_dict file; no pickled object is loaded.  Reads the store MLflow is pointed at
+    (``setup`` or MLFLOW_TRACKING_URI), never re-pointing it."""
     import tempfile
 
     from mlflow.artifacts import download_artifacts
 
-    setup_from_env()
     local = Path(download_artifacts(artifact_uri=uri, dst_path=str(dest or tempfile.mkdtemp())))
     found = sorted(local.rglob("artifacts/*.pt"))
     if not found:
         raise MlflowException(f"{uri}: no state_dict under artifacts/; was it logged by gbmseg?")
     return found[0]
-
-
-def setup_from_env() -> None:
-    """Point MLflow at MLFLOW_TRACKING_URI or the project's default store, for read-only use."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)

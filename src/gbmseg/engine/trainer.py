@@ -64,7 +64,9 @@ def lr_lambda(total_steps: int, warmup_steps: int, kind: str = "cosine") -> Call
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, batches: Batches, prec: Precision) -> dict[str, float]:
+def validate(
+    model: torch.nn.Module, batches: Batches, prec: Precision, channels_last: bool = False
+) -> dict[str, float]:
     """Global Dice over the validation tiles (each rank scores its share, then all-reduce)."""
     model = unwrap(model)  # no DDP collectives: ranks may hold unequal shares
     model.eval()
@@ -72,7 +74,7 @@ def validate(model: torch.nn.Module, batches: Batches, prec: Precision) -> dict[
     for x, y in batches:
         x, y = x.to(prec.device), y.to(prec.device)
         with prec.autocast():
-            pred = model(_layout(x, prec)).float() > 0
+            pred = model(_layout(x, channels_last)).float() > 0
         t = y > 0.5
         tp += float((pred & t).sum())
         fp += float((pred & ~t).sum())
@@ -89,8 +91,8 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def _layout(x: torch.Tensor, prec: Precision) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 class Trainer:
@@ -159,7 +161,7 @@ class Trainer:
         )
         for x, y in bar:
             x, y = (
-                _layout(x.to(self.prec.device, non_blocking=True), self.prec),
+                _layout(x.to(self.prec.device, non_blocking=True), self.p.channels_last),
                 y.to(self.prec.device),
             )
             with self.prec.autocast():
@@ -204,7 +206,7 @@ class Trainer:
             row = {
                 "epoch": epoch + 1,
                 **self._train_epoch(epoch, train),
-                **validate(self.model, val, self.prec),
+                **validate(self.model, val, self.prec, self.p.channels_last),
             }
             r.history.append(row)
             r.epochs_run = epoch + 1
