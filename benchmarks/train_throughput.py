@@ -69,14 +69,17 @@ def plain(x: np.ndarray, y: np.ndarray, batch: int, steps: int, device: torch.de
     return steps * batch / (time.perf_counter() - t0)
 
 
-def project(x: np.ndarray, y: np.ndarray, batch: int, steps: int, device: str) -> tuple[float, str]:
+def project(
+    x: np.ndarray, y: np.ndarray, batch: int, steps: int, device: str, model=None
+) -> tuple[float, str]:
+    """img/s of the project's training epoch on ``model`` (default: the classic U-Net)."""
     p = load(
         ROOT / "params.yaml",
         [f"train.batch_size={batch}", f"train.device={device}", "train.epochs=1"],
     ).train
     prec = resolve(p.device, p.amp)
     torch.manual_seed(0)
-    model = build(CLASSIC).to(prec.device).to(memory_format=torch.channels_last)
+    model = (model or build(CLASSIC)).to(prec.device).to(memory_format=torch.channels_last)
     n = (steps + 1) * batch
     tr = Trainer(model, p, prec, ROOT / "benchmarks" / "out" / "_scratch")
     tr.sched = torch.optim.lr_scheduler.LambdaLR(tr.opt, lambda s: 1.0)

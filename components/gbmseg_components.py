@@ -17,12 +17,17 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 def validate(
     params: dict,
     run_group: str,
+    data_version: str,
     raw: Input[Dataset],
     validated: Output[Dataset],
     summary: Output[Metrics],
 ):
+    # data_version is part of this task's cache key: new data at the same URI is a new version
+    import logging
+
     from gbmseg.kfp_entry import call
 
+    logging.getLogger("gbmseg").info("data version %s", data_version)
     call(
         "validate",
         params,
@@ -91,6 +96,33 @@ def train(
             "train.out": model.path,
             "train.metrics": history.path + ".metrics.json",
             "train.history": history.path,
+        },
+        summary,
+    )
+
+
+@component
+def finetune(
+    params: dict,
+    run_group: str,
+    pretrained: Input[Model],
+    packed: Input[Dataset],
+    model: Output[Model],
+    history: Output[Artifact],
+    summary: Output[Metrics],
+):
+    from gbmseg.kfp_entry import call
+
+    call(
+        "finetune",
+        params,
+        run_group,
+        {
+            "finetune.pretrained": pretrained.path,
+            "pack.out": packed.path,
+            "finetune.out": model.path,
+            "finetune.metrics": history.path + ".metrics.json",
+            "finetune.history": history.path,
         },
         summary,
     )

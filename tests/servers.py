@@ -91,9 +91,41 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
 @contextlib.contextmanager
-def mlflow_server(backend: str, artifacts: Path) -> Iterator[str]:
-    """`mlflow server` on 127.0.0.1 with the given backend store; yields its URL."""
+def s3_server(log_dir: Path) -> Iterator[str]:
+    """An S3-compatible server (moto's server mode) on 127.0.0.1; yields its endpoint URL."""
+    port = free_port()
+    log = open(log_dir / f"moto-{port}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **S3_CREDENTIALS},
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", timeout=60, proc=proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        proc.wait(30)
+        log.close()
+
+
+@contextlib.contextmanager
+def mlflow_server(
+    backend: str, artifacts: Path | str, env: dict[str, str] | None = None, log_dir=None
+) -> Iterator[str]:
+    """`mlflow server` on 127.0.0.1 with the given backend store and artifact destination
+    (a folder or s3://...); yields its URL."""
     port = free_port()
     cmd = [
         str(BIN / "mlflow"),
@@ -109,8 +141,15 @@ def mlflow_server(backend: str, artifacts: Path) -> Iterator[str]:
         "--workers",
         "2",
     ]
-    log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log_dir = Path(log_dir or Path(artifacts).parent)
+    log = open(log_dir / f"mlflow-server-{port}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", timeout=120, proc=proc)
         yield f"http://127.0.0.1:{port}"

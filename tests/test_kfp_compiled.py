@@ -7,20 +7,56 @@ from tests.conftest import ROOT
 
 
 def test_compiled_pipeline_is_up_to_date(tmp_path):
-    fresh = yaml.safe_load(compile_pipeline(tmp_path / "p.yaml").read_text())
-    committed = yaml.safe_load(COMPILED.read_text())
+    fresh = list(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml").read_text()))
+    committed = list(yaml.safe_load_all(COMPILED.read_text()))
     assert fresh == committed, "pipelines/gbmseg_pipeline.yaml is stale: run `make pipeline`"
 
 
+def _spec() -> dict:
+    return next(yaml.safe_load_all(COMPILED.read_text()))
+
+
 def test_pipeline_defaults_come_from_params_yaml():
-    spec = yaml.safe_load(COMPILED.read_text())
+    spec = _spec()
     default = spec["root"]["inputDefinitions"]["parameters"]["params"]["defaultValue"]
     assert default == yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def test_train_requests_a_gpu():
-    spec = yaml.safe_load(COMPILED.read_text())
+    spec = _spec()
     resources = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     assert (
         resources["accelerator"]["resourceCount"] == "1" or resources["accelerator"]["count"] == "1"
     )
+
+
+def _platform():
+    docs = list(yaml.safe_load_all(COMPILED.read_text()))
+    return docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_gpu_tasks_get_the_pool_and_every_task_the_secrets():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["kfp"]
+    spec = _spec()
+    platform = _platform()
+    for gpu_task in ("exec-train", "exec-finetune"):
+        cfg = platform[gpu_task]
+        assert cfg["nodeSelector"]["labels"] == params["gpu_pool"]["node_selector"]
+        assert cfg["tolerations"][0]["key"] == "nvidia.com/gpu"
+        res = spec["deploymentSpec"]["executors"][gpu_task]["container"]["resources"]
+        assert res["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    for name, cfg in platform.items():
+        secrets = {s["secretName"] for s in cfg["secretAsEnv"]}
+        assert secrets == set(params["secrets"]), name
+    for name, ex in spec["deploymentSpec"]["executors"].items():
+        if name.startswith("exec-importer"):
+            continue
+        assert ex["container"]["resources"]["resourceCpuRequest"], name
+
+
+def test_changed_data_changes_the_validate_cache_key():
+    """data_version is an input of validate: KFP's cache key covers it."""
+    spec = _spec()
+    task = spec["root"]["dag"]["tasks"]["validate"]
+    src = task["inputs"]["parameters"]["data_version"]
+    assert src["componentInputParameter"] == "data_version"

@@ -19,14 +19,18 @@ log = logging.getLogger("gbmseg")
 EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
 COMMANDS: dict[str, Callable[[argparse.Namespace, Params], dict]] = {}
 HELP: dict[str, str] = {}  # one line per subcommand, in pipeline order
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
 
 
-def command(name: str, summary: str):
-    """Register a subcommand and its one-line help in one place."""
+def command(name: str, summary: str, arguments=None):
+    """Register a subcommand, its one-line help and (optionally) a function adding its own
+    arguments, in one place."""
 
     def deco(fn):
         COMMANDS[name] = fn
         HELP[name] = summary
+        if arguments is not None:
+            ARGUMENTS[name] = arguments
         return fn
 
     return deco

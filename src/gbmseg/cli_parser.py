@@ -8,8 +8,8 @@ import logging
 import os
 import sys
 
-from gbmseg import __version__
-from gbmseg.cli import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, HELP
+from gbmseg import __version__, cli_ops  # noqa: F401  (cli_ops registers kfp, storage)
+from gbmseg.cli import ARGUMENTS, COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, HELP
 from gbmseg.config import ConfigError, load
 
 EPILOG = """Each step reads its section of params.yaml. Run them all with `dvc repro`.
@@ -44,7 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STEP")
     for name, text in HELP.items():
-        sp = sub.add_parser(name, parents=[common], help=text, description=text)
+        sp = sub.add_parser(
+            name,
+            parents=[common],
+            help=text,
+            description=text,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if name in ARGUMENTS:
+            ARGUMENTS[name](sp)
         if name == "synth":
             sp.add_argument("--out", help="output folder (default: data.raw)")
         if name == "validate":
@@ -119,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     from gbmseg.data.io import DataError
     from gbmseg.engine.checkpoint import CheckpointError
     from gbmseg.engine.trainer import TrainingDiverged
+    from gbmseg.storage import StorageError
 
     try:
         params = load(args.params, args.set)
@@ -126,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, CheckpointError) as exc:
         log.error("%s", exc)
         return EXIT_BAD_INPUT
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, StorageError) as exc:
         log.error("%s", exc)
         return EXIT_FAILED
     if int(os.environ.get("RANK", "0")) == 0:

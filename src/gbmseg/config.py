@@ -147,6 +147,19 @@ class TrainParams(Section):
     seed: int
     num_workers: int = Field(ge=0)
     augment_online: bool = Field(description="apply the augment section's transforms per batch")
+    gpus: int = Field(ge=1, description="GPUs per Kubeflow train task; > 1 runs under torchrun")
+
+
+class AutoParams(Section):
+    large_megapixels: float = Field(gt=0, description="labelled target pixels making a set large")
+    feature_distance: float = Field(
+        gt=0, description="BatchNorm-statistics shift: above = different"
+    )
+    histogram_distance: float = Field(gt=0, description="intensity JS distance: above = different")
+    similar_small: Literal["head", "decoder", "shallow", "full"]
+    different_small: Literal["head", "decoder", "shallow", "full"]
+    similar_large: Literal["head", "decoder", "shallow", "full"]
+    different_large: Literal["head", "decoder", "shallow", "full"]
 
 
 class FinetuneParams(Section):
@@ -154,10 +167,15 @@ class FinetuneParams(Section):
     metrics: str
     history: str
     pretrained: str = Field(description="model folder, model.pt or models:/NAME@ALIAS")
-    strategy: Literal["head", "decoder", "shallow", "full"]
+    strategy: Literal["head", "decoder", "shallow", "full", "auto"]
     shallow_levels: int = Field(ge=1)
+    encoder_lr_scale: float = Field(gt=0, le=1, description="lr factor of trainable encoder levels")
+    out_channels: int = Field(
+        ge=1, description="a pretrained head of another size is re-initialised"
+    )
     epochs: int = Field(ge=1)
     lr: float = Field(gt=0)
+    auto: AutoParams
 
 
 class EvaluateParams(Section):
@@ -197,6 +215,25 @@ class RegisterParams(Section):
     lock: str = Field(description="'' = derived from a local store; postgresql:// URI or path")
 
 
+class GpuPool(Section):
+    accelerator: str = Field(description="resource name, e.g. nvidia.com/gpu")
+    node_selector: dict[str, str]
+    tolerations: list[dict[str, str]]
+
+
+class KfpParams(Section):
+    host: str = Field(description="KFP API endpoint; '' = in-cluster / KF_PIPELINES_ENDPOINT")
+    namespace: str
+    experiment: str
+    raw_uri: str = Field(description="where the pipeline imports data.raw from (s3://...)")
+    cron: str = Field(description="6-field cron (seconds first) of `gbmseg kfp schedule`")
+    max_concurrency: int = Field(ge=1)
+    gpu_pool: GpuPool
+    secrets: dict[str, list[str]] = Field(description="Secret name -> keys exposed as env")
+    cpu_request: str
+    memory_request: str
+
+
 _ALIASED = ("validate", "register")  # names that clash with BaseModel attributes
 
 
@@ -213,6 +250,7 @@ class Params(Section):
     register_: RegisterParams = Field(alias="register")
     predict: PredictParams
     measure: MeasureParams
+    kfp: KfpParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

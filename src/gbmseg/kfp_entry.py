@@ -9,8 +9,11 @@ its ``log_metric`` method is used.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +25,25 @@ from gbmseg.config import apply_override, load
 
 class MetricsSink(Protocol):
     def log_metric(self, metric: str, value: float) -> None: ...
+
+
+def torchrun_command(argv: list[str], gpus: int) -> list[str]:
+    """One node, ``gpus`` processes: torchrun's own launcher, no home-made one."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={gpus}",
+        "-m",
+        "gbmseg",
+        *argv,
+    ]
+
+
+def torchrun(argv: list[str], gpus: int, metrics_path: str) -> dict[str, Any]:
+    subprocess.run(torchrun_command(argv, gpus), check=True)
+    return json.loads(Path(metrics_path).read_text())
 
 
 def call(
@@ -50,7 +72,10 @@ def call(
                 Path(value).parent.mkdir(parents=True, exist_ok=True)
         os.environ["GBMSEG_PIPELINE_RUN"] = run_group
         argv = [step, "--params", str(params_file)] + ([] if track else ["--no-track"])
-        result = COMMANDS[step](build_parser().parse_args(argv), parsed)
+        if step in ("train", "finetune") and parsed.train.gpus > 1:
+            result = torchrun(argv, parsed.train.gpus, parsed.section(step).metrics)
+        else:
+            result = COMMANDS[step](build_parser().parse_args(argv), parsed)
     if metrics is not None:
         for key, value in result.items():
             if isinstance(value, int | float) and not isinstance(value, bool):

@@ -58,6 +58,7 @@ def load_model(path: str | Path) -> torch.nn.Module:
         raise CheckpointError(
             f"{path}: weights do not fit the recorded model_config: {exc}"
         ) from exc
+    model.data_histogram = state.get("data_histogram")  # the training data's intensities
     return model.eval()
 
 

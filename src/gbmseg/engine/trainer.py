@@ -91,6 +91,19 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
+def param_groups(model: torch.nn.Module, lr: float) -> list[dict]:
+    """Trainable parameters grouped by learning rate: ``model.lr_scales`` (prefix -> factor,
+    set by fine-tuning) scales the base ``lr``; frozen parameters are left out."""
+    raw = unwrap(model)
+    scales: dict[str, float] = getattr(raw, "lr_scales", {})
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, q in raw.named_parameters():
+        if q.requires_grad:
+            s = next((v for k, v in scales.items() if name.startswith(k + ".")), 1.0)
+            groups.setdefault(s, []).append(q)
+    return [{"params": qs, "lr": lr * s} for s, qs in groups.items()]
+
+
 def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
@@ -107,7 +120,7 @@ class Trainer:
     ):
         self.model, self.p, self.prec, self.out = model, p, prec, Path(out)
         self.on_metrics, self.is_main = on_metrics, is_main
-        params = [q for q in model.parameters() if q.requires_grad]
+        params = param_groups(model, p.lr)
         if p.optimizer == "sgd":
             self.opt: torch.optim.Optimizer = torch.optim.SGD(
                 params, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, nesterov=True

@@ -85,6 +85,7 @@ class UNet(nn.Module):
         )
         self.head = nn.Conv2d(widths[0], cfg.out_channels, 1)
         self.frozen: list[str] = []
+        self.lr_scales: dict[str, float] = {}  # parameter-name prefix -> lr factor
 
     def freeze(self, parts: list[str]) -> None:
         """Stop training the named sub-modules (e.g. ``encoders.0``, ``bottleneck``): no

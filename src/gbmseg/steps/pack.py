@@ -49,16 +49,22 @@ def tiles(arr: np.ndarray, tile: int, stride: int) -> list[np.ndarray]:
     ]
 
 
-def _collect(folders: list[tuple[Path, list[str]]], p: PackParams) -> tuple[np.ndarray, np.ndarray]:
+def _collect(
+    folders: list[tuple[Path, list[str]]], p: PackParams
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Tiles of every image and mask, and the pixel count of the first folder's images
+    (the labelled originals, augmented copies not counted)."""
     imgs: list[np.ndarray] = []
     msks: list[np.ndarray] = []
-    for folder, names in folders:
+    pixels = 0
+    for i, (folder, names) in enumerate(folders):
         for name in names:
             img, msk = read_image(folder / "images" / name), read_raw(folder / "masks" / name)
+            pixels += img.size if i == 0 else 0
             imgs += tiles(img, p.tile, p.stride)
             msks += tiles(msk.astype(np.uint8), p.tile, p.stride)
     empty = np.zeros((0, p.tile, p.tile), np.uint8)
-    return (np.stack(imgs) if imgs else empty), (np.stack(msks) if msks else empty)
+    return (np.stack(imgs) if imgs else empty), (np.stack(msks) if msks else empty), pixels
 
 
 def run(
@@ -80,11 +86,12 @@ def run(
             folders = [(validated, splits[split])]
             if split == "train" and aug_names:
                 folders.append((Path(augmented), aug_names))
-            x, y = _collect(folders, p)
+            x, y, pixels = _collect(folders, p)
             np.save(tmp / f"{split}_images.npy", x)
             np.save(tmp / f"{split}_masks.npy", y)
             manifest["splits"][split] = {
                 "sources": splits[split],
+                "source_pixels": pixels,
                 "augmented_copies": len(aug_names) if split == "train" else 0,
                 "tiles": int(x.shape[0]),
                 "positive_fraction": round(float(y.mean()), 6) if y.size else 0.0,

@@ -24,6 +24,7 @@ from gbmseg.engine.data import Batches, load_split
 from gbmseg.engine.trainer import FitResult, Trainer
 from gbmseg.model.unet import UNet, UNetConfig, build, count_parameters
 from gbmseg.seed import seed_everything
+from gbmseg.transfer import auto
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,11 @@ def publish(
     out: str | Path,
     step: str,
     extra: dict | None = None,
+    histogram=None,
+    files: dict[str, str] | None = None,
 ) -> dict:
-    """Write model dir, metrics JSON and history CSV atomically; return the metrics."""
+    """Write model dir (weights, config, the training data's intensity ``histogram``, extra
+    text ``files``), metrics JSON and history CSV atomically; return the metrics."""
     cfg = model.cfg.to_dict()
     metrics = {
         "best_val_dice": round(result.best_val_dice, 5),
@@ -156,11 +160,13 @@ def publish(
         **(extra or {}),
     }
     with atomic_dir(out) as tmp:
-        checkpoint.save(
-            tmp / "model.pt",
-            {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_config": cfg},
-        )
+        state = {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_config": cfg}
+        if histogram is not None:
+            state["data_histogram"] = torch.as_tensor(histogram, dtype=torch.float64)
+        checkpoint.save(tmp / "model.pt", state)
         write_json(tmp / "model_config.json", cfg)
+        for name, text in (files or {}).items():
+            write_text(tmp / name, text)
         write_json(tmp / "_meta.json", meta(step, p.model_dump(mode="json")))
     write_json(p.metrics, metrics)
     write_text(p.history, history_csv(result.history))
@@ -183,7 +189,12 @@ def run(
         distributed.shutdown()
         return {"rank": distributed.from_env().rank, "best_val_dice": result.best_val_dice}
     metrics = publish(
-        model.cpu().to(memory_format=torch.contiguous_format), p, result, p.out, "train"
+        model.cpu().to(memory_format=torch.contiguous_format),
+        p,
+        result,
+        p.out,
+        "train",
+        histogram=auto.histogram(load_split(packed, "train")[0]),
     )
     if logger:
         logger.metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})

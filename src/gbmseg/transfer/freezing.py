@@ -5,12 +5,19 @@ head:    only the final 1x1 convolution trains ("freeze the intermediate layers,
 decoder: the encoder and bottleneck stay fixed; the decoder and head train.
 shallow: only the first ``shallow_levels`` encoder levels stay fixed (generic low-level
          features); everything deeper trains.
-full:    everything trains (at the fine-tuning learning rate).
+full:    everything trains; the encoder at ``encoder_lr_scale`` x the learning rate.
+auto:    one of the above, chosen by gbmseg.transfer.auto from size and similarity.
 """
 
 from __future__ import annotations
 
+import logging
+
+import torch
+
 from gbmseg.model.unet import UNet
+
+log = logging.getLogger(__name__)
 
 STRATEGIES = ("head", "decoder", "shallow", "full")
 
@@ -29,9 +36,29 @@ def frozen_parts(model: UNet, strategy: str, shallow_levels: int = 1) -> list[st
     raise ValueError(f"unknown fine-tuning strategy {strategy!r}; choose one of {STRATEGIES}")
 
 
-def apply(model: UNet, strategy: str, shallow_levels: int = 1) -> dict[str, int]:
-    """Freeze per ``strategy``; return trainable and frozen parameter counts."""
+def fit_head(model: UNet, out_channels: int) -> bool:
+    """Re-initialise the 1x1 output convolution when the target needs another channel count."""
+    if model.head.out_channels == out_channels:
+        return False
+    log.warning(
+        "pretrained head has %d output channel(s), the target %d: head re-initialised",
+        model.head.out_channels,
+        out_channels,
+    )
+    model.head = torch.nn.Conv2d(model.head.in_channels, out_channels, 1)
+    model.cfg = type(model.cfg)(**{**model.cfg.to_dict(), "out_channels": out_channels})
+    return True
+
+
+def apply(
+    model: UNet, strategy: str, shallow_levels: int = 1, encoder_lr_scale: float = 1.0
+) -> dict[str, int]:
+    """Freeze per ``strategy``, slow down the trainable encoder levels by
+    ``encoder_lr_scale``; return trainable and frozen parameter counts."""
     model.freeze(frozen_parts(model, strategy, shallow_levels))
+    model.lr_scales = {f"encoders.{i}": encoder_lr_scale for i in range(len(model.encoders))} | {
+        "bottleneck": encoder_lr_scale
+    }
     trainable = sum(q.numel() for q in model.parameters() if q.requires_grad)
     total = sum(q.numel() for q in model.parameters())
     return {"trainable_parameters": trainable, "frozen_parameters": total - trainable}
