@@ -26,7 +26,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     NO_ALBUMENTATIONS_UPDATE=1 \
-    MPLCONFIGDIR=/tmp/matplotlib
+    MPLCONFIGDIR=/tmp/matplotlib \
+    MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false
 WORKDIR /home/gbmseg
 COPY --chown=gbmseg:gbmseg params.yaml ./
 USER 10001:10001

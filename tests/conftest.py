@@ -27,6 +27,7 @@ TINY = [
     "train.batch_size=4",
     "train.max_minutes=0",
     "train.amp=fp32",
+    "finetune.epochs=2",
     "evaluate.tile=64",
 ]
 
@@ -45,6 +46,10 @@ def tiny(tmp: Path, *overrides: str) -> Params:
         f"train.out={tmp}/model",
         f"train.metrics={tmp}/metrics/train.json",
         f"train.history={tmp}/reports/history.csv",
+        f"finetune.out={tmp}/finetuned",
+        f"finetune.metrics={tmp}/metrics/finetune.json",
+        f"finetune.history={tmp}/reports/finetune.csv",
+        f"finetune.pretrained={tmp}/model",
         f"evaluate.out={tmp}/reports/evaluate",
         f"evaluate.metrics={tmp}/metrics/evaluate.json",
         f"register.out={tmp}/reports/register",

@@ -122,11 +122,15 @@ def s3_server(log_dir: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def mlflow_server(
-    backend: str, artifacts: Path | str, env: dict[str, str] | None = None, log_dir=None
+    backend: str,
+    artifacts: Path | str,
+    env: dict[str, str] | None = None,
+    log_dir=None,
+    port: int | None = None,
 ) -> Iterator[str]:
     """`mlflow server` on 127.0.0.1 with the given backend store and artifact destination
     (a folder or s3://...); yields its URL."""
-    port = free_port()
+    port = port or free_port()
     cmd = [
         str(BIN / "mlflow"),
         "server",

@@ -101,6 +101,10 @@ def test_dvc_push_then_pull_into_a_fresh_clone(s3_env, tmp_path):
         subprocess.run(["git", "clone", "-q", str(ROOT), str(d)], check=True)
         _dvc(d, "remote", "modify", "--local", "s3", "endpointurl", s3_env, env=env)
     subprocess.run([str(BIN / "gbmseg"), "synth"], cwd=a, env=env, check=True, capture_output=True)
+    _dvc(a, "commit", "-f", "data.dvc", env=env)  # into the cache, hash checked vs data.dvc
+    assert not subprocess.run(
+        ["git", "status", "--porcelain"], cwd=a, capture_output=True, text=True
+    ).stdout.strip()  # data.dvc unchanged: same hash
     storage.ensure_bucket("gbmseg-dvc")
     _dvc(a, "push", "data.dvc", env=env)
     assert any(k.startswith("store/") for k in storage.list_keys("s3://gbmseg-dvc/store"))

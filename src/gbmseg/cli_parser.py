@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     from gbmseg.data.io import DataError
     from gbmseg.engine.checkpoint import CheckpointError
     from gbmseg.engine.trainer import TrainingDiverged
-    from gbmseg.storage import StorageError
+    from gbmseg.errors import StorageError, TrackingError
 
     try:
         params = load(args.params, args.set)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, CheckpointError) as exc:
         log.error("%s", exc)
         return EXIT_BAD_INPUT
-    except (TrainingDiverged, StorageError) as exc:
+    except (TrainingDiverged, StorageError, TrackingError) as exc:
         log.error("%s", exc)
         return EXIT_FAILED
     if int(os.environ.get("RANK", "0")) == 0:

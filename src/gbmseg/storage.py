@@ -24,13 +24,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gbmseg.data.atomic import atomic_dir, sha256_file
+from gbmseg.errors import StorageError
 
 log = logging.getLogger(__name__)
 MARKER = "_COMPLETE"
-
-
-class StorageError(RuntimeError):
-    """S3 unreachable, refused the request, or holds an incomplete upload."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# gbmseg models are models-from-code + a state_dict: nothing of ours needs MLflow to
+# unpickle, so a pickled model handed to us is refused (set before mlflow reads it)
+os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
@@ -25,6 +29,7 @@ from mlflow.models import (
 from mlflow.types import Schema, TensorSpec
 
 from gbmseg.config import TrackingParams
+from gbmseg.errors import TrackingError
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -59,6 +64,7 @@ class RunLogger:
 
     def __init__(self, run_id: str):
         self.run_id = run_id
+        self.pending: list[tuple[dict[str, float], int | None]] = []
 
     def params(self, values: dict[str, Any]) -> None:
         flat = _flatten(values)
@@ -66,7 +72,19 @@ class RunLogger:
             mlflow.log_params(dict(list(flat.items())[i : i + 100]))
 
     def metrics(self, values: dict[str, float], step: int | None = None) -> None:
-        mlflow.log_metrics({k: float(v) for k, v in values.items()}, step=step)
+        """Log now; while the server is away, buffer and retry at the next call (the same
+        figures are in the step's metrics JSON / history CSV, so none is ever lost)."""
+        self.pending.append(({k: float(v) for k, v in values.items()}, step))
+        try:
+            while self.pending:
+                mlflow.log_metrics(self.pending[0][0], step=self.pending[0][1])
+                self.pending.pop(0)
+        except (MlflowException, OSError) as exc:
+            log.warning(
+                "MLflow unreachable (%s); %d metric batch(es) buffered for the next try",
+                str(exc).splitlines()[0][:120],
+                len(self.pending),
+            )
 
     def tags(self, values: dict[str, Any]) -> None:
         mlflow.set_tags({k: str(v) for k, v in values.items()})
@@ -115,9 +133,17 @@ def _parent_run(experiment_id: str, group: str) -> str:
 def stage_run(
     tp: TrackingParams, step: str, group: str, root: str | Path = "."
 ) -> Iterator[RunLogger]:
-    """A nested run for one stage under the pipeline's parent run."""
-    exp_id = setup(tp, root)
-    parent = _parent_run(exp_id, group)
+    """A nested run for one stage under the pipeline's parent run.  An unreachable store
+    fails here, before the step runs: nothing is computed, nothing is lost."""
+    try:
+        exp_id = setup(tp, root)
+        parent = _parent_run(exp_id, group)
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(
+            f"MLflow at {resolve_uri(tp, root)} is unreachable or refused the request "
+            f"({str(exc).splitlines()[0][:200]}); nothing was run. Start the server (or unset "
+            "MLFLOW_TRACKING_URI for the local store), or pass --no-track, and run again"
+        ) from exc
     tags = {GROUP_TAG: group, "gbmseg.step": step, "mlflow.parentRunId": parent}
     with mlflow.start_run(experiment_id=exp_id, run_name=step, tags=tags) as run:
         yield RunLogger(run.info.run_id)
@@ -193,6 +219,26 @@ def tag_version(name: str, version: str, tags: dict[str, Any]) -> None:
     client = MlflowClient()
     for k, v in tags.items():
         client.set_model_version_tag(name, version, k, str(v))
+
+
+def verify_version(name: str, version: str, sha256: str) -> None:
+    """Refuse a registered version whose stored weights are missing or differ from the
+    file that was logged: tag it ``gbmseg.refused`` and raise before any alias moves."""
+    import hashlib
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            got = hashlib.sha256(download_weights(f"models:/{name}/{version}", tmp).read_bytes())
+            problem = None if got.hexdigest() == sha256 else "weights differ from the logged file"
+        except (MlflowException, OSError) as exc:
+            problem = f"source artifact missing ({str(exc).splitlines()[0][:160]})"
+    if problem:
+        MlflowClient().set_model_version_tag(name, version, "gbmseg.refused", problem)
+        raise TrackingError(
+            f"{name} v{version} refused: {problem}; no alias was moved. Check the artifact "
+            "store, then run `gbmseg register` again"
+        )
 
 
 def tracking_uri() -> str:

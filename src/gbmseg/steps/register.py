@@ -17,7 +17,7 @@ import pandas as pd
 
 from gbmseg import promotion, tracking
 from gbmseg.config import EvaluateParams, RegisterParams, TrackingParams
-from gbmseg.data.atomic import atomic_dir, write_json
+from gbmseg.data.atomic import atomic_dir, sha256_file, write_json
 from gbmseg.data.io import DataError
 from gbmseg.engine.checkpoint import CheckpointError, load_model
 from gbmseg.steps.evaluate import score_images
@@ -89,6 +89,7 @@ def run(
         "source_run_id": logger.run_id,
     }
     version = tracking.register_version(tp, model_uri, all_tags)
+    tracking.verify_version(tp.model_name, version, sha256_file(model_dir / "model.pt"))
     tracking.set_alias(tp.model_name, "challenger", version)
     with promotion.lock(p.lock, tracking.tracking_uri(), tp.model_name):
         decision = decide(p, tp, ep, per_image, validated)
