@@ -51,7 +51,7 @@ def params(args: argparse.Namespace, out: Path, epochs: int, extra: list[str] = 
         f"train.device={args.device}",
         "train.max_minutes=0",
         "train.patience=100000",
-        "train.augment_online=true",
+        f"train.augment_online={str(args.augment).lower()}",
         f"finetune.out={out}",
         f"finetune.metrics={out}.metrics.json",
         f"finetune.history={out}.history.csv",
@@ -182,11 +182,23 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.002)
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the recipe's augmentations on the fly (needs albumentations)",
+    )
+    ap.add_argument("--plot-only", type=Path, help="redraw the plot of a transfer JSON")
     ap.add_argument("--calibrate", nargs="*", type=Path, help="target folders to measure")
     ap.add_argument("--save-pretrained", type=Path, help="copy the pretrained model here")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.plot_only:
+        res = json.loads(args.plot_only.read_text())
+        title = f"{Path(res['source']).name} -> {Path(res['target']).name}"
+        plot(res["cells"], args.plot_only.with_suffix(".png"), title)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         pre = args.pretrained or pretrain(args, work)
@@ -236,8 +248,11 @@ def main() -> None:
         grid.append(row)
     md += table(grid, ["strategy", *[f"k={k}" for k in counts]])
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(cells, args.out / f"{name}.png", f"{args.source.name} -> {args.target.name}")
     write(args.out, name, res, md)
+    try:
+        plot(cells, args.out / f"{name}.png", f"{args.source.name} -> {args.target.name}")
+    except ImportError as exc:  # a bare GPU node without matplotlib: redraw with --plot-only
+        log.warning("no plot (%s); run --plot-only %s", exc, args.out / f"{name}.json")
 
 
 if __name__ == "__main__":

@@ -63,8 +63,15 @@ def repro(tmp_path_factory):
 @pytest.mark.slow
 def test_dvc_repro_end_to_end_then_nothing_to_do(repro):
     proj, out = repro
-    for stage in ("validate", "augment", "pack", "train", "evaluate", "register"):
+    for stage in ("validate", "augment", "pack", "train", "finetune", "evaluate", "register"):
         assert f"Running stage '{stage}'" in out.stdout
+    report = json.loads((proj / "models" / "finetune" / "transfer_report.json").read_text())
+    assert report["histogram_distance"] == 0.0  # fine-tuned on the data it was trained on
+    assert (
+        not report["large"]
+        and report["strategy"]
+        == json.loads((proj / "metrics" / "finetune.json").read_text())["strategy"]
+    )
 
     metrics = json.loads((proj / "metrics" / "evaluate.json").read_text())
     assert set(metrics) >= {"dice", "iou", "n_images"} and metrics["n_images"] == 2
@@ -91,8 +98,11 @@ def test_kfp_local_pipeline_equals_dvc_repro(repro, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.chdir(tmp_path)  # no relative default path may leak in from the checkout
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    from gbmseg.kfp_client import fingerprint
+
     task = gbmseg_pipeline(
         raw_uri=str(proj / "data" / "raw"),
+        data_version=fingerprint(str(proj / "data" / "raw")),
         params=yaml.safe_load((proj / "params.yaml").read_text()),
     )
     assert task.output == "gbmseg-unet/1@champion"
@@ -106,3 +116,8 @@ def test_kfp_local_pipeline_equals_dvc_repro(repro, tmp_path, monkeypatch):
     assert kfp_metrics["n_images"] == dvc_metrics["n_images"]
     for key in ("dice", "iou", "pixel_error"):
         assert kfp_metrics[key] == pytest.approx(dvc_metrics[key], abs=0.01), key
+    (kfp_ft,) = (tmp_path / "root").glob("*/finetune/history.metrics.json")
+    dvc_ft = json.loads((proj / "metrics" / "finetune.json").read_text())
+    kfp_ft = json.loads(kfp_ft.read_text())
+    assert kfp_ft["strategy"] == dvc_ft["strategy"]
+    assert kfp_ft["best_val_dice"] == pytest.approx(dvc_ft["best_val_dice"], abs=0.01)

@@ -71,7 +71,7 @@ def feature_shift(model: torch.nn.Module, tiles: np.ndarray, batch: int = 8) -> 
     try:
         dev = next(model.parameters()).device
         for i in range(0, len(tiles), batch):
-            x = torch.from_numpy(np.ascontiguousarray(tiles[i : i + batch])).float() / 255
+            x = torch.from_numpy(np.array(tiles[i : i + batch])).float() / 255
             model(x[:, None].to(dev))
     finally:
         for h in handles:
