@@ -127,6 +127,7 @@ def mlflow_server(
     env: dict[str, str] | None = None,
     log_dir=None,
     port: int | None = None,
+    workers: int = 2,
 ) -> Iterator[str]:
     """`mlflow server` on 127.0.0.1 with the given backend store and artifact destination
     (a folder or s3://...); yields its URL."""
@@ -143,7 +144,7 @@ def mlflow_server(
         "--artifacts-destination",
         str(artifacts),
         "--workers",
-        "2",
+        str(workers),
     ]
     log_dir = Path(log_dir or Path(artifacts).parent)
     log = open(log_dir / f"mlflow-server-{port}.log", "w")  # noqa: SIM115
