@@ -110,7 +110,7 @@ def cell(args, strategy: str, k: int, pool: list[str], test: list[str], pre: Pat
         res = train.run(tp, packed, augment=p.augment)
     else:
         ft = p.finetune.model_copy(update={"pretrained": str(pre), "strategy": strategy})
-        res = finetune.run(ft, p.train, packed)
+        res = finetune.run(ft, p.train, packed, augment=p.augment)
     model = load_model(out)
     rows = folders.score(model, args.test, test, args.positive, args.tile, args.device, KEYS)
     report = out / "transfer_report.json"

@@ -60,3 +60,20 @@ def test_changed_data_changes_the_validate_cache_key():
     task = spec["root"]["dag"]["tasks"]["validate"]
     src = task["inputs"]["parameters"]["data_version"]
     assert src["componentInputParameter"] == "data_version"
+
+
+def test_stage_equals_subcommand_equals_component_equals_section():
+    from kfp.dsl.base_component import BaseComponent
+
+    from components import gbmseg_components
+    from gbmseg.cli import COMMANDS
+
+    stages = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+    sections = set(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    components = {n for n, v in vars(gbmseg_components).items() if isinstance(v, BaseComponent)}
+    assert (
+        stages
+        == components
+        == {"validate", "augment", "pack", "train", "finetune", "evaluate", "register"}
+    )
+    assert stages <= set(COMMANDS) and stages <= sections

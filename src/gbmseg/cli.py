@@ -158,7 +158,14 @@ def _finetune(args, params: Params) -> dict:
 
         tracking.setup(params.tracking)
     with tracked(args, params, "finetune") as run:
-        res = finetune.run(p, params.train, args.packed or params.pack.out, run, resume=args.resume)
+        res = finetune.run(
+            p,
+            params.train,
+            args.packed or params.pack.out,
+            run,
+            resume=args.resume,
+            augment=params.augment,
+        )
     return {**res, "next": f"gbmseg evaluate --model {p.out}"}
 
 

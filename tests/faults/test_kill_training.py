@@ -14,6 +14,7 @@ from gbmseg.engine import checkpoint
 from tests.conftest import TINY, prepared, tiny
 
 EPOCHS = 30
+pytestmark = pytest.mark.faults
 
 
 def _cmd(p, out: Path, *extra: str) -> list[str]:

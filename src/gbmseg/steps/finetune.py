@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from gbmseg.config import FinetuneParams, TrainParams
+from gbmseg.config import AugmentParams, FinetuneParams, TrainParams
 from gbmseg.engine.checkpoint import load_model_ref
 from gbmseg.engine.data import load_split
 from gbmseg.steps.train import fit, publish
@@ -63,7 +63,12 @@ def choose(p: FinetuneParams, model, packed: str | Path) -> tuple[str, dict[str,
 
 
 def run(
-    p: FinetuneParams, base: TrainParams, packed: str | Path, logger=None, resume: bool = False
+    p: FinetuneParams,
+    base: TrainParams,
+    packed: str | Path,
+    logger=None,
+    resume: bool = False,
+    augment: AugmentParams | None = None,
 ) -> dict:
     tp = train_overrides(p, base)
     model = load_model_ref(p.pretrained)
@@ -73,7 +78,7 @@ def run(
     log.info("finetune: %s from %s, %s", strategy, p.pretrained, counts)
     if logger:
         logger.params({"finetune": p.model_dump(mode="json"), **counts})
-    result = fit(model, tp, packed, tp.out, logger, resume)
+    result = fit(model, tp, packed, tp.out, logger, resume, augment)
     target_hist = auto.histogram(load_split(packed, "train")[0])
     extra = {"strategy": strategy, "pretrained": p.pretrained, "head_reset": head_reset, **counts}
     metrics = publish(model.cpu(), tp, result, tp.out, "finetune", extra, target_hist, reports)
