@@ -1,6 +1,7 @@
 # One image for every gbmseg step (DVC locally, Kubeflow components on a cluster).
 # GPU nodes: default build (CUDA-capable torch from PyPI). CPU-only image:
 #   docker build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cpu -t gbmseg:cpu .
+# checkov:skip=CKV_DOCKER_7:the base tag is pinned in ARG PYTHON_IMAGE (checkov cannot expand ARGs)
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

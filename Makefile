@@ -3,10 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+TOOLS := .venv-tools
 PIP_FLAGS := --disable-pip-version-check --progress-bar off --no-compile -c constraints.txt
 export GBMSEG_ROOT := $(CURDIR)
 
-.PHONY: help venv demo test test-fast lint data repro constraints clean pipeline
+.PHONY: help venv tools demo test test-fast lint data repro constraints clean pipeline
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -18,6 +19,13 @@ $(BIN)/gbmseg: pyproject.toml constraints.txt
 	@touch $@
 
 venv: $(BIN)/gbmseg  ## create .venv and install gbmseg with its dev tools
+
+$(TOOLS)/bin/checkov: tools/checkov-requirements.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --disable-pip-version-check --progress-bar off --no-compile --no-deps -r $<
+	@touch $@
+
+tools: $(TOOLS)/bin/checkov  ## checkov (infra scanner) in its own venv: its pins clash with ours
 
 data: venv  ## generate the synthetic demo data (byte-identical to data.dvc)
 	$(BIN)/gbmseg synth
@@ -33,7 +41,7 @@ demo: data repro  ## set up, generate data, run the whole pipeline, show metrics
 	@echo "Overlays (green TP, red FP, blue FN): reports/evaluate/overlays/*.png"
 	@echo "MLflow UI:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db  (then open http://127.0.0.1:5000)"
 
-test: venv  ## run the whole test suite (what CI runs)
+test: venv tools  ## run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 test-fast: venv  ## tests without the slow end-to-end ones

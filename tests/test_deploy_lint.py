@@ -1,6 +1,7 @@
 """The cluster half, checked offline: the Dockerfile lints clean (hadolint) and every
 kustomize overlay renders and validates against the Kubernetes schemas."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -92,3 +93,55 @@ def test_multi_node_template_runs_gbmseg_train_under_torchrun():
         (box,) = pod["containers"]
         assert "torchrun -m gbmseg train" in " ".join(box["args"][0].split())
         assert box["resources"]["limits"]["nvidia.com/gpu"] == job["spec"]["nprocPerNode"]
+
+
+CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
+
+
+def _checkov(path: Path, framework: str) -> dict:
+    if not CHECKOV.is_file():
+        pytest.skip("checkov not installed: `make tools` (make test does it)")
+    res = subprocess.run(
+        [str(CHECKOV), "-f", str(path), "--framework", framework, "--skip-download", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(path.parent), "BC_SKIP_MAPPING": "TRUE"},
+    )
+    out = json.loads(res.stdout)
+    report = out[0] if isinstance(out, list) else out
+    failed = [
+        f"{c['check_id']} {c['resource']}"
+        for c in report.get("results", {}).get("failed_checks", [])
+    ]
+    return {"summary": report.get("summary", {}), "failed": failed}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_checkov_passes_on_rendered_infra(overlay, tmp_path):
+    out = tmp_path / f"{overlay}.yaml"
+    out.write_text(
+        subprocess.run(
+            ["kubectl", "kustomize", str(ROOT / "infra" / "overlays" / overlay)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    res = _checkov(out, "kubernetes")
+    assert res["failed"] == [], res["failed"]
+    assert res["summary"]["passed"] > 100
+    for doc in yaml.safe_load_all(out.read_text()):  # every skip carries its reason
+        for key, value in ((doc or {}).get("metadata", {}).get("annotations") or {}).items():
+            if key.startswith("checkov.io/skip"):
+                check, _, why = value.partition("=")
+                assert check.startswith("CKV_") and len(why) > 20, value
+
+
+def test_checkov_passes_on_the_dockerfile_and_fails_a_bad_pod(tmp_path):
+    assert _checkov(ROOT / "Dockerfile", "dockerfile")["failed"] == []
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n"
+        "    - name: c\n      image: busybox:latest\n      securityContext: {privileged: true}\n"
+    )
+    assert len(_checkov(bad, "kubernetes")["failed"]) > 5
