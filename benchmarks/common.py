@@ -13,6 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GBMSEG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+def model_arguments(ap, base: int, tile: int = 256) -> None:
+    """The U-Net size and training options the quality benchmarks share."""
+    ap.add_argument("--base", type=int, default=base, help="U-Net base width")
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=0.002)
+    ap.add_argument("--tile", type=int, default=tile)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
 def machine() -> dict:
     return {
         "python": platform.python_version(),

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from benchmarks import folders
-from benchmarks.common import ROOT, SHARED, table, write
+from benchmarks.common import ROOT, SHARED, model_arguments, table, write
 from benchmarks.train_throughput import project
 from gbmseg.config import load
 from gbmseg.engine.data import load_split
@@ -65,13 +65,8 @@ def main() -> None:
     )
     ap.add_argument("--data", type=Path, default=SHARED / "isbi2012")
     ap.add_argument("--minutes", type=float, default=23.0, help="whole wall-clock budget")
-    ap.add_argument("--base", type=int, default=16)
-    ap.add_argument("--depth", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=0.002)
-    ap.add_argument("--tile", type=int, default=256)
+    model_arguments(ap, base=16)
     ap.add_argument("--classic-steps", type=int, default=6, help="0 skips the classic timing")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

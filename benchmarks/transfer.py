@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import folders
-from benchmarks.common import ROOT, table, write
+from benchmarks.common import ROOT, model_arguments, table, write
 from gbmseg.config import Params, load
 from gbmseg.engine.checkpoint import load_model
 from gbmseg.engine.data import load_split
@@ -176,12 +176,7 @@ def main() -> None:
     ap.add_argument("--pretrained", type=Path, help="model folder (skips pretraining)")
     ap.add_argument("--pretrain-steps", type=int, default=3000)
     ap.add_argument("--steps", type=int, default=300, help="optimiser steps per cell")
-    ap.add_argument("--base", type=int, default=32)
-    ap.add_argument("--depth", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=0.002)
-    ap.add_argument("--tile", type=int, default=256)
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    model_arguments(ap, base=32)
     ap.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,

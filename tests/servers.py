@@ -102,16 +102,26 @@ S3_CREDENTIALS = {
 def s3_server(log_dir: Path) -> Iterator[str]:
     """An S3-compatible server (moto's server mode) on 127.0.0.1; yields its endpoint URL."""
     port = free_port()
-    log = open(log_dir / f"moto-{port}.log", "w")  # noqa: SIM115
+    cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    with _serving(cmd, log_dir / f"moto-{port}.log", S3_CREDENTIALS, port, "/", 60) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _serving(
+    cmd: list[str], log_path: Path, env: dict[str, str], port: int, probe: str, timeout: float
+) -> Iterator[str]:
+    """Start ``cmd`` in its own process group, wait until ``probe`` answers, stop it after."""
+    log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        cmd,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, **S3_CREDENTIALS},
+        env={**os.environ, **env},
     )
     try:
-        wait_http(f"http://127.0.0.1:{port}/", timeout=60, proc=proc)
+        wait_http(f"http://127.0.0.1:{port}{probe}", timeout=timeout, proc=proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -147,19 +157,7 @@ def mlflow_server(
         str(workers),
     ]
     log_dir = Path(log_dir or Path(artifacts).parent)
-    log = open(log_dir / f"mlflow-server-{port}.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        cmd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", timeout=120, proc=proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 15)
-        proc.wait(30)
-        log.close()
+    with _serving(
+        cmd, log_dir / f"mlflow-server-{port}.log", env or {}, port, "/health", 120
+    ) as url:
+        yield url
