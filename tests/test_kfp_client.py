@@ -46,6 +46,7 @@ def data(tmp_path):
     return raw
 
 
+@pytest.mark.faults  # fault case, listed with tests/faults/
 def test_data_version_changes_with_the_data_and_only_with_it(data):
     v1 = kfp_client.fingerprint(str(data))
     assert kfp_client.fingerprint(str(data)) == v1
@@ -70,6 +71,7 @@ def test_submit_sends_params_yaml_and_data_version(data):
     assert kw["enable_caching"] is True
 
 
+@pytest.mark.faults  # fault case, listed with tests/faults/
 def test_schedule_is_cron_single_concurrency_no_catchup(data):
     p = load(ROOT / "params.yaml")
     client = RecordingClient()

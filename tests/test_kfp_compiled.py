@@ -1,5 +1,6 @@
 """The checked-in compiled pipeline must match what the code compiles to."""
 
+import pytest
 import yaml
 
 from pipelines.gbmseg_pipeline import COMPILED, compile_pipeline
@@ -54,6 +55,7 @@ def test_gpu_tasks_get_the_pool_and_every_task_the_secrets():
         assert ex["container"]["resources"]["resourceCpuRequest"], name
 
 
+@pytest.mark.faults  # fault case, listed with tests/faults/
 def test_changed_data_changes_the_validate_cache_key():
     """data_version is an input of validate: KFP's cache key covers it."""
     spec = _spec()

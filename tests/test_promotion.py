@@ -119,6 +119,7 @@ def registry(request, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.integration
+@pytest.mark.faults  # fault case, listed with tests/faults/
 def test_better_promoted_worse_refused_and_races_serialised(world, registry, monkeypatch):
     root, p = world
     uri, lock = registry

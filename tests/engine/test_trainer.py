@@ -82,6 +82,7 @@ def test_resume_continues_where_it_stopped(tmp_path):
     assert resumed.history[-1]["loss"] == pytest.approx(full.history[-1]["loss"], rel=1e-4)
 
 
+@pytest.mark.faults  # fault case, listed with tests/faults/
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     x, y = _data()
     _fit(tmp_path, _train_params(epochs=1), x, y)
