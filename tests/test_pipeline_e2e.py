@@ -2,6 +2,7 @@
 the Kubeflow pipeline under kfp.local on the same params and data, with equal results."""
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from gbmseg.config import apply_override, load
 from tests.conftest import ROOT, TINY
 
 BIN = Path(sys.executable).parent
+log = logging.getLogger(__name__)
 
 
 def _project_copy(dst: Path) -> Path:
@@ -113,11 +115,13 @@ def test_kfp_local_pipeline_equals_dvc_repro(repro, tmp_path, monkeypatch):
     (kfp_eval,) = (tmp_path / "root").glob("*/evaluate/report/metrics.json")
     kfp_metrics = json.loads(kfp_eval.read_text())
     dvc_metrics = json.loads((proj / "metrics" / "evaluate.json").read_text())
+    log.info("packed splits equal; evaluate dvc %s vs kfp.local %s", dvc_metrics, kfp_metrics)
     assert kfp_metrics["n_images"] == dvc_metrics["n_images"]
     for key in ("dice", "iou", "pixel_error"):
         assert kfp_metrics[key] == pytest.approx(dvc_metrics[key], abs=0.01), key
     (kfp_ft,) = (tmp_path / "root").glob("*/finetune/history.metrics.json")
     dvc_ft = json.loads((proj / "metrics" / "finetune.json").read_text())
     kfp_ft = json.loads(kfp_ft.read_text())
+    log.info("finetune dvc %s vs kfp.local %s", dvc_ft, kfp_ft)
     assert kfp_ft["strategy"] == dvc_ft["strategy"]
     assert kfp_ft["best_val_dice"] == pytest.approx(dvc_ft["best_val_dice"], abs=0.01)

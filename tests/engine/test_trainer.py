@@ -65,6 +65,24 @@ def test_training_improves_and_writes_atomic_checkpoints(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_time_spent_in_the_tracking_hook_is_measured(tmp_path):
+    """The trainer reports what logging costs as a share of training time (the bar is 1%)."""
+    import time
+
+    calls = []
+
+    def slow_hook(values, step):
+        calls.append(step)
+        time.sleep(0.05)
+
+    x, y = _data()
+    _, res = _fit(tmp_path, _train_params(epochs=2), x, y, on_metrics=slow_hook)
+    assert calls == [1, 2]
+    assert 0.1 <= res.logging_s < 1.0
+    assert res.train_s == pytest.approx(sum(h["epoch_s"] for h in res.history))
+    assert res.logging_fraction == pytest.approx(res.logging_s / res.train_s)
+
+
 def test_resume_continues_where_it_stopped(tmp_path):
     x, y = _data()
     p = _train_params(epochs=4)

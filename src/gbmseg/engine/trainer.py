@@ -37,6 +37,13 @@ class FitResult:
     epochs_run: int = 0
     stopped: str = "completed"
     history: list[dict[str, float]] = field(default_factory=list)
+    train_s: float = 0.0  # seconds in training epochs
+    logging_s: float = 0.0  # seconds spent in the metrics hook (MLflow)
+
+    @property
+    def logging_fraction(self) -> float:
+        """Share of training time the tracking hook cost (the bar is <= 1%)."""
+        return self.logging_s / self.train_s if self.train_s else 0.0
 
 
 def seg_loss(logits: torch.Tensor, target: torch.Tensor, p: TrainParams) -> torch.Tensor:
@@ -222,6 +229,7 @@ class Trainer:
                 **validate(self.model, val, self.prec, self.p.channels_last),
             }
             r.history.append(row)
+            r.train_s += row["epoch_s"]
             r.epochs_run = epoch + 1
             improved = row["val_dice"] > r.best_val_dice
             if improved:
@@ -229,7 +237,9 @@ class Trainer:
             if self.is_main:
                 self._checkpoint(epoch, train, improved)
                 if self.on_metrics:
+                    t_log = time.perf_counter()
                     self.on_metrics({k: v for k, v in row.items() if k != "epoch"}, epoch + 1)
+                    r.logging_s += time.perf_counter() - t_log
                 log.info(
                     "epoch %d: loss %.4f val_dice %.4f (%.1f img/s)",
                     epoch + 1,

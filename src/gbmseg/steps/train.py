@@ -153,6 +153,7 @@ def publish(
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "stopped": result.stopped,
+        "logging_fraction": round(result.logging_fraction, 5),  # tracking cost / train time
         "parameters": count_parameters(model),
         "img_per_s": round(
             sum(h["img_per_s"] for h in result.history) / max(1, len(result.history)), 2
