@@ -28,6 +28,7 @@ import numpy as np
 
 from benchmarks import folders
 from benchmarks.common import ROOT, model_arguments, table, write
+from benchmarks.transfer_report import replace_cells, report
 from gbmseg.config import Params, load
 from gbmseg.engine.checkpoint import load_model
 from gbmseg.engine.data import load_split
@@ -126,20 +127,6 @@ def cell(args, strategy: str, k: int, pool: list[str], test: list[str], pre: Pat
     }
 
 
-def plot(cells: list[dict], path: Path, title: str) -> None:
-    from gbmseg.data import plots
-
-    fig, ax = plots.figure(5.5, 3.4)
-    for s in dict.fromkeys(c["strategy"] for c in cells):
-        mine = [c for c in cells if c["strategy"] == s]
-        ax.plot([c["k"] for c in mine], [c["dice"] for c in mine], "o-", label=s)
-    ax.set_xlabel("labelled target images (k)")
-    ax.set_ylabel("test Dice")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    path.write_bytes(plots.png(fig))
-
-
 def calibrate(args, pre: Path, targets: list[Path]) -> dict:
     model = load_model(pre)
     hist = model.data_histogram.numpy()
@@ -167,9 +154,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--source", type=Path, required=True)
-    ap.add_argument("--target", type=Path, required=True)
-    ap.add_argument("--test", type=Path, required=True)
+    ap.add_argument("--source", type=Path, help="folder with images/ and masks/")
+    ap.add_argument("--target", type=Path, help="folder with images/ and masks/")
+    ap.add_argument("--test", type=Path, help="folder with images/ and masks/")
     ap.add_argument("--train-counts", default="1,2,4")
     ap.add_argument("--strategies", default="scratch,head,decoder,shallow,full,auto")
     ap.add_argument("--positive", default="black", choices=["black", "white"])
@@ -186,14 +173,19 @@ def main() -> None:
     ap.add_argument("--plot-only", type=Path, help="redraw the plot of a transfer JSON")
     ap.add_argument("--calibrate", nargs="*", type=Path, help="target folders to measure")
     ap.add_argument("--save-pretrained", type=Path, help="copy the pretrained model here")
+    ap.add_argument(
+        "--replace-in",
+        type=Path,
+        help="an earlier transfer JSON: only the cells run now replace its cells",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.plot_only:
-        res = json.loads(args.plot_only.read_text())
-        title = f"{Path(res['source']).name} -> {Path(res['target']).name}"
-        plot(res["cells"], args.plot_only.with_suffix(".png"), title)
+        report(json.loads(args.plot_only.read_text()), args.plot_only.parent)
         return
+    if not (args.source and args.target and args.test):
+        ap.error("--source, --target and --test are required (all but --plot-only)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         pre = args.pretrained or pretrain(args, work)
@@ -221,7 +213,6 @@ def main() -> None:
             for k in counts
             for s in args.strategies.split(",")
         ]
-    name = f"transfer_{args.target.name}"
     res = {
         "source": str(args.source),
         "target": str(args.target),
@@ -231,23 +222,9 @@ def main() -> None:
         "auto_params": load(ROOT / "params.yaml").finetune.auto.model_dump(),
         "cells": cells,
     }
-    md = f"Transfer {args.source.name} -> {args.target.name}: mean test Dice (IoU) over "
-    md += f"{len(test)} images, {args.steps} steps per cell\n\n"
-    grid = []
-    for s in args.strategies.split(","):
-        row = {"strategy": s}
-        for c in (c for c in cells if c["strategy"] == s):
-            row[f"k={c['k']}"] = f"{c['dice']:.3f} ({c['iou']:.3f})" + (
-                f" -> {c['chosen']}" if s == "auto" else ""
-            )
-        grid.append(row)
-    md += table(grid, ["strategy", *[f"k={k}" for k in counts]])
-    args.out.mkdir(parents=True, exist_ok=True)
-    write(args.out, name, res, md)
-    try:
-        plot(cells, args.out / f"{name}.png", f"{args.source.name} -> {args.target.name}")
-    except ImportError as exc:  # a bare GPU node without matplotlib: redraw with --plot-only
-        log.warning("no plot (%s); run --plot-only %s", exc, args.out / f"{name}.json")
+    if args.replace_in:
+        res = replace_cells(json.loads(args.replace_in.read_text()), res)
+    report(res, args.out)
 
 
 if __name__ == "__main__":
