@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from gbmseg.engine.amp import cpu_has_amx
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GBMSEG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -31,6 +33,7 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cpu_amx": cpu_has_amx(),  # bf16 autocast pays on the CPU only with AMX
     }
 
 
