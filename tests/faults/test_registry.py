@@ -60,8 +60,8 @@ def test_mlflow_down_before_a_step_fails_clearly_and_loses_nothing(world, tmp_pa
 
 def test_mlflow_down_during_a_step_buffers_metrics_and_loses_none(tmp_path, monkeypatch):
     port, backend = free_port(), f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a stopped server: refused at once
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")  # a live but busy one: wait for it
     tp = TrackingParams(uri=f"http://127.0.0.1:{port}", experiment="down", model_name="m")
     with mlflow_server(backend, tmp_path / "art", port=port):
         ctx = tracking.stage_run(tp, "train", "g")
