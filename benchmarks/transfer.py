@@ -50,6 +50,7 @@ def params(args: argparse.Namespace, out: Path, epochs: int, extra: list[str] = 
         f"train.lr={args.lr}",
         f"train.epochs={epochs}",
         f"train.device={args.device}",
+        f"train.seed={args.seed}",
         "train.max_minutes=0",
         "train.patience=100000",
         f"train.augment_online={str(args.augment).lower()}",
@@ -163,6 +164,7 @@ def main() -> None:
     ap.add_argument("--pretrained", type=Path, help="model folder (skips pretraining)")
     ap.add_argument("--pretrain-steps", type=int, default=3000)
     ap.add_argument("--steps", type=int, default=300, help="optimiser steps per cell")
+    ap.add_argument("--seed", type=int, default=0, help="weights, batches, augmentation")
     model_arguments(ap, base=32)
     ap.add_argument(
         "--augment",
