@@ -18,6 +18,7 @@ def plot(cells: list[dict], path: Path, title: str) -> None:
     for s in dict.fromkeys(c["strategy"] for c in cells):
         mine = [c for c in cells if c["strategy"] == s]
         ax.plot([c["k"] for c in mine], [c["dice"] for c in mine], "o-", label=s)
+    ax.set_xticks(sorted({c["k"] for c in cells}))
     ax.set_xlabel("labelled target images (k)")
     ax.set_ylabel("test Dice")
     ax.set_title(title, fontsize=9)
@@ -55,7 +56,8 @@ def report(res: dict, out: Path) -> None:
         grid.append(row)
     md += table(grid, ["strategy", *[f"k={k}" for k in counts]])
     for redo in res.get("replaced", []):
-        md += f"\nRe-run later with the finetune.auto then in params.yaml: {redo['cells']}\n"
+        which = ", ".join(f"{s} k={k}" for s, k in redo["cells"])
+        md += f"\nRe-run later with the finetune.auto then in params.yaml: {which}\n"
     out.mkdir(parents=True, exist_ok=True)
     write(out, name, res, md)
     try:
