@@ -41,8 +41,8 @@ demo: data repro  ## set up, generate data, run the whole pipeline, show metrics
 	@echo "Overlays (green TP, red FP, blue FN): reports/evaluate/overlays/*.png"
 	@echo "MLflow UI:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db  (then open http://127.0.0.1:5000)"
 
-test: venv tools  ## run the whole test suite (what CI runs)
-	$(BIN)/python -m pytest -q
+test: venv tools  ## run the whole test suite (what CI runs), two workers: half of it waits on servers
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: venv  ## tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -q -m "not slow"
