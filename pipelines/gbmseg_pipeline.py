@@ -1,7 +1,14 @@
 """The gbmseg Kubeflow pipeline: the DVC DAG, task for task, with params.yaml as its default.
 
-Resources, the GPU pool's node selector and tolerations, and the Secrets exposed as env
-all come from params.yaml's ``kfp`` and ``train`` sections, read here at compile time.
+    target: validate -> augment -> pack -> train (scratch baseline)
+    pretrained == "":   source: validate -> augment -> pack -> train -> finish
+    pretrained == URI:  resolve(URI) -> finish          (e.g. models:/gbmseg-unet@champion)
+    finish: finetune -> evaluate (beside the baseline) -> register
+
+The same components serve the source and the target set (``prepare`` is called twice), and
+``finish`` is one sub-pipeline whichever way the pretrained model came.  Resources, the GPU
+pool's node selector and tolerations, and the Secrets exposed as env come from params.yaml's
+``kfp`` and ``train`` sections, read here at compile time.
 
 Compile: ``python -m pipelines.gbmseg_pipeline`` (writes pipelines/gbmseg_pipeline.yaml).
 """
@@ -10,13 +17,17 @@ from pathlib import Path
 
 import yaml
 from kfp import compiler, dsl, kubernetes
-from kfp.dsl import Dataset
+from kfp.dsl import Dataset, Input, Model
 
 from components import gbmseg_components as c
+from gbmseg.config import validate_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 KFP = PARAMS["kfp"]
+_PARSED = validate_tree(PARAMS, "params.yaml")
+TARGET = _PARSED.finetune.target
+SOURCE = _PARSED.pretrained_set() or "source"
 COMPILED = Path(__file__).with_suffix(".yaml")
 
 
@@ -42,46 +53,100 @@ def on_gpu(task: dsl.PipelineTask) -> dsl.PipelineTask:
     return task
 
 
+def prepare(params: dict, run_group: str, data_version: str, item: str, splits: dict, uri: str):
+    """One labelled set through validate -> augment -> pack -> train (the same components
+    for the source and the target); returns the validate, pack and train tasks."""
+    raw = dsl.importer(artifact_uri=uri, artifact_class=Dataset, reimport=False)
+    common = {"params": params, "run_group": run_group, "item": item}
+    v = on_cpu(c.validate(data_version=data_version, raw=raw.output, **common))
+    a = on_cpu(c.augment(validated=v.outputs["validated"], **common))
+    p = on_cpu(
+        c.pack(
+            splits=splits,
+            validated=v.outputs["validated"],
+            augmented=a.outputs["augmented"],
+            **common,
+        )
+    )
+    t = on_gpu(c.train(packed=p.outputs["packed"], **common))
+    return v, p, t
+
+
+@dsl.pipeline(name="finish", description="finetune -> evaluate -> register")
+def finish(
+    params: dict,
+    run_group: str,
+    pretrained_item: str,
+    pretrained: Input[Model],
+    baseline: Input[Model],
+    validated: Input[Dataset],
+    packed: Input[Dataset],
+) -> str:
+    f = on_gpu(
+        c.finetune(
+            params=params,
+            run_group=run_group,
+            pretrained_item=pretrained_item,
+            pretrained=pretrained,
+            packed=packed,
+        )
+    )
+    e = on_cpu(
+        c.evaluate(
+            params=params,
+            run_group=run_group,
+            item=TARGET,
+            model=f.outputs["model"],
+            baseline=baseline,
+            validated=validated,
+            packed=packed,
+        )
+    )
+    r = on_cpu(
+        c.register(
+            params=params,
+            run_group=run_group,
+            model=f.outputs["model"],
+            validated=validated,
+            report=e.outputs["report"],
+        )
+    )
+    return r.outputs["Output"]
+
+
 @dsl.pipeline(
     name="gbmseg",
-    description="validate -> augment -> pack -> train -> finetune, evaluate -> register",
+    description="source (or the registry) -> pretrained U-Net -> fine-tuned on the target "
+    "-> evaluated beside a scratch baseline -> registered",
 )
-def gbmseg_pipeline(raw_uri: str, data_version: str, params: dict = PARAMS) -> str:
-    """``data_version`` (a content hash of ``raw_uri``, filled in by `gbmseg kfp submit`)
-    keys the cache: changed data re-runs every task, unchanged data reuses them."""
+def gbmseg_pipeline(
+    source_uri: str,
+    target_uri: str,
+    data_version: str,
+    pretrained: str = "",
+    splits: dict = {},  # noqa: B006  (a KFP default, never mutated)
+    params: dict = PARAMS,
+) -> str:
+    """``pretrained`` "" pretrains on the source set; a registry URI (models:/NAME@ALIAS)
+    fine-tunes that model instead.  ``splits``: the committed split files (set -> image ->
+    split), so every image gets the split DVC gives it.  ``data_version`` (a content hash of
+    the data, filled in by `gbmseg kfp submit`) keys the cache."""
     group = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-    raw = dsl.importer(artifact_uri=raw_uri, artifact_class=Dataset, reimport=False)
-    v = c.validate(params=params, run_group=group, data_version=data_version, raw=raw.output)
-    a = c.augment(params=params, run_group=group, validated=v.outputs["validated"])
-    p = c.pack(
-        params=params,
-        run_group=group,
-        validated=v.outputs["validated"],
-        augmented=a.outputs["augmented"],
-    )
-    t = c.train(params=params, run_group=group, packed=p.outputs["packed"])
-    f = c.finetune(
-        params=params, run_group=group, pretrained=t.outputs["model"], packed=p.outputs["packed"]
-    )
-    e = c.evaluate(
-        params=params,
-        run_group=group,
-        model=t.outputs["model"],
-        validated=v.outputs["validated"],
-        packed=p.outputs["packed"],
-    )
-    r = c.register(
-        params=params,
-        run_group=group,
-        model=t.outputs["model"],
-        validated=v.outputs["validated"],
-        report=e.outputs["report"],
-    )
-    for task in (v, a, p, e, r):
-        on_cpu(task)
-    for task in (t, f):
-        on_gpu(task)
-    return r.outputs["Output"]
+    tv, tp, tt = prepare(params, group, data_version, TARGET, splits, target_uri)
+    target = {
+        "params": params,
+        "run_group": group,
+        "baseline": tt.outputs["model"],
+        "validated": tv.outputs["validated"],
+        "packed": tp.outputs["packed"],
+    }
+    with dsl.If(pretrained == "", name="pretrain-on-source"):
+        _, _, st = prepare(params, group, data_version, SOURCE, splits, source_uri)
+        pretrain = finish(pretrained_item=SOURCE, pretrained=st.outputs["model"], **target)
+    with dsl.Else(name="from-registry"):
+        r = on_cpu(c.resolve(params=params, run_group=group, ref=pretrained))
+        registry = finish(pretrained_item="", pretrained=r.outputs["model"], **target)
+    return dsl.OneOf(pretrain.output, registry.output)
 
 
 def compile_pipeline(path: Path = COMPILED) -> Path:

@@ -1,5 +1,5 @@
 import sys
 
-from gbmseg.cli import main
+from gbmseg.cli.app import main
 
 sys.exit(main())

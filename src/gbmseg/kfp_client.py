@@ -2,8 +2,10 @@
 
 The only gbmseg module that talks to a KFP API server (steps never import kfp).  Each run
 gets the parsed params.yaml as its ``params`` argument, so the cluster runs exactly the
-configuration DVC runs, and a ``data_version`` (a content hash of the data at ``raw_uri``)
-that keys Kubeflow's cache: a changed dataset can never be served a stale cached step.
+configuration DVC runs; the committed split files, so the cluster gives every image the
+split DVC gives it; the registry model to start from (or "" to pretrain on the source set);
+and a ``data_version`` (a content hash of the source and target data) that keys Kubeflow's
+cache: a changed dataset can never be served a stale cached step.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from gbmseg.config import KfpParams
+from gbmseg.config import KfpParams, Params, is_registry_ref
+from gbmseg.data import splits
 from gbmseg.data.atomic import sha256_file
 
 log = logging.getLogger(__name__)
@@ -37,9 +40,34 @@ def fingerprint(raw_uri: str) -> str:
     return h.hexdigest()[:20]
 
 
-def arguments(tree: dict[str, Any], kp: KfpParams, raw_uri: str | None = None) -> dict[str, Any]:
-    uri = raw_uri or kp.raw_uri
-    return {"raw_uri": uri, "data_version": fingerprint(uri), "params": tree}
+def arguments(
+    tree: dict[str, Any],
+    params: Params,
+    source_uri: str | None = None,
+    target_uri: str | None = None,
+    pretrained: str | None = None,
+) -> dict[str, Any]:
+    """The pipeline's arguments for a run of ``params`` (``tree``: the same, as sent)."""
+    kp = params.kfp
+    ref = params.finetune.pretrained
+    start = pretrained if pretrained is not None else (ref if is_registry_ref(ref) else "")
+    source = source_uri or kp.source_uri
+    target = target_uri or kp.target_uri
+    uris = [target] if start else [source, target]
+    version = hashlib.sha256("".join(fingerprint(u) for u in uris).encode()).hexdigest()[:20]
+    tables = {
+        name: splits.read(params.paths(name).split_file)
+        for name in params.sets
+        if params.paths(name).split_file.is_file()
+    }
+    return {
+        "source_uri": "" if start else source,
+        "target_uri": target,
+        "pretrained": start,
+        "splits": tables,
+        "data_version": version,
+        "params": tree,
+    }
 
 
 def connect(kp: KfpParams):

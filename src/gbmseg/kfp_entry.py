@@ -1,9 +1,10 @@
-"""What a Kubeflow component body calls: the CLI's step functions with artifact paths.
+"""What a Kubeflow component body calls: the same stage functions `dvc repro` runs, on the
+artifact paths Kubeflow hands the component.
 
-Kubeflow hands each component local paths for its input and output artifacts; this maps
-them onto the params keys that name those paths and runs the same subcommand as
-`dvc repro`.  No kfp import here: the component passes its Metrics artifact in, and only
-its ``log_metric`` method is used.
+Each component maps its artifacts onto the params keys that name those paths (per-set
+outputs live in ``<artifact>/<set>``, exactly as under DVC's base folders) and calls
+``run``.  No kfp import here: the component passes its Metrics artifact in, and only its
+``log_metric`` method is used.
 """
 
 from __future__ import annotations
@@ -20,7 +21,22 @@ from typing import Any, Protocol
 
 import yaml
 
-from gbmseg.config import apply_override, load
+from gbmseg import stages
+from gbmseg.config import apply_override, validate_tree
+from gbmseg.data import splits
+from gbmseg.runlog import numbers
+
+log = logging.getLogger("gbmseg")
+STAGES = {
+    "validate": stages.validate,
+    "augment": stages.augment,
+    "pack": stages.pack,
+    "train": stages.train,
+    "resolve": stages.resolve,
+    "finetune": stages.finetune,
+    "evaluate": stages.evaluate,
+    "register": stages.register,
+}
 
 
 class MetricsSink(Protocol):
@@ -41,44 +57,59 @@ def torchrun_command(argv: list[str], gpus: int) -> list[str]:
     ]
 
 
-def torchrun(argv: list[str], gpus: int, metrics_path: str) -> dict[str, Any]:
-    subprocess.run(torchrun_command(argv, gpus), check=True)
-    return json.loads(Path(metrics_path).read_text())
+def with_paths(params: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
+    """A copy of the params tree with ``paths`` (params key -> local path) applied."""
+    tree = copy.deepcopy(params)
+    for key, value in paths.items():
+        apply_override(tree, f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
+    return tree
 
 
-def call(
+def write_split(folder: str, name: str, table: dict[str, str]) -> None:
+    """Seed the set's split file from the table the pipeline was submitted with."""
+    if table:
+        splits.write(Path(folder) / f"{name}.csv", table)
+
+
+def _torchrun(step: str, item: str | None, tree: dict, gpus: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        params_file = Path(tmp) / "params.yaml"
+        params_file.write_text(yaml.safe_dump(tree, sort_keys=False))
+        argv = [step, *([item] if item else []), "--params", str(params_file)]
+        subprocess.run(torchrun_command(argv, gpus), check=True)
+    parsed = validate_tree(tree)
+    metrics = parsed.train_params(item).metrics if step == "train" else parsed.finetune.metrics
+    return json.loads(Path(metrics).read_text())
+
+
+def run(
     step: str,
     params: dict[str, Any],
     run_group: str,
     paths: dict[str, str],
+    item: str | None = None,
     metrics: MetricsSink | None = None,
     track: bool = True,
 ) -> dict[str, Any]:
-    """Run ``gbmseg <step>`` with ``paths`` (params key -> local path) overriding ``params``
-    (the parsed params.yaml the pipeline was compiled or submitted with)."""
-    from gbmseg.cli import COMMANDS
-    from gbmseg.cli_parser import build_parser, setup_logging
+    """Run stage ``step`` (on set ``item``) with ``paths`` overriding ``params`` (the parsed
+    params.yaml the pipeline was compiled or submitted with); return its result."""
+    from gbmseg.cli.app import setup_logging
 
     setup_logging(verbose=False)
-    tree = copy.deepcopy(params)
+    tree = with_paths(params, paths)
+    parsed = validate_tree(tree, "pipeline params")
     for key, value in paths.items():
-        apply_override(tree, f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        params_file = Path(tmp) / "params.yaml"
-        params_file.write_text(yaml.safe_dump(tree, sort_keys=False))
-        parsed = load(params_file)
-        for key, value in paths.items():
-            if key.endswith((".out", ".metrics", ".history")):
-                Path(value).parent.mkdir(parents=True, exist_ok=True)
-        os.environ["GBMSEG_PIPELINE_RUN"] = run_group
-        argv = [step, "--params", str(params_file)] + ([] if track else ["--no-track"])
-        if step in ("train", "finetune") and parsed.train.gpus > 1:
-            result = torchrun(argv, parsed.train.gpus, parsed.section(step).metrics)
-        else:
-            result = COMMANDS[step](build_parser().parse_args(argv), parsed)
+        if key.endswith((".metrics", ".history")):
+            Path(value).parent.mkdir(parents=True, exist_ok=True)
+    os.environ["GBMSEG_PIPELINE_RUN"] = run_group
+    if step in ("train", "finetune") and parsed.train.gpus > 1:
+        result = _torchrun(step, item, tree, parsed.train.gpus)
+    else:
+        with stages.tracked(parsed, step, track) as logger:
+            args = (parsed, item, logger) if step in stages.PER_SET else (parsed, logger)
+            result = STAGES[step](*args)
     if metrics is not None:
-        for key, value in result.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                metrics.log_metric(key, float(value))
-    logging.getLogger("gbmseg").info("%s finished: %s", step, result)
+        for key, value in numbers(result).items():
+            metrics.log_metric(key, value)
+    log.info("%s%s finished: %s", step, f" {item}" if item else "", result)
     return result

@@ -26,6 +26,7 @@ from mlflow.models import (
     ModelSignature,
     set_model,  # noqa: F401  (re-exported for serving.py)
 )
+from mlflow.pyfunc import PythonModel  # noqa: F401  (re-exported for serving.py)
 from mlflow.types import Schema, TensorSpec
 
 from gbmseg.config import TrackingParams
@@ -96,8 +97,8 @@ class RunLogger:
         elif path.is_file():
             mlflow.log_artifact(str(path), folder)
 
-    def log_model(self, weights: str | Path, input_example: np.ndarray) -> str:
-        return log_model(weights, input_example)
+    def log_model(self, model_dir: str | Path, input_example: np.ndarray) -> str:
+        return log_model(model_dir, input_example)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -155,39 +156,17 @@ SIGNATURE = ModelSignature(
 )
 
 
-class UNetPyfunc(mlflow.pyfunc.PythonModel):
-    """Serving face of the U-Net: (N, 1, H, W) floats in [0, 1] -> probabilities."""
-
-    def load_context(self, context) -> None:
-        from gbmseg.engine import checkpoint
-        from gbmseg.model.unet import build
-
-        state = checkpoint.load(context.artifacts["weights"])
-        self.model = build(state["model_config"])
-        self.model.load_state_dict(state["model"])
-        self.model.eval()
-
-    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
-        from gbmseg.engine.amp import resolve
-        from gbmseg.inference import predict_proba
-
-        x = np.asarray(model_input, dtype=np.float32)
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"expected input of shape (N, 1, H, W), got {x.shape}")
-        prec = resolve("auto", "fp32")
-        self.model.to(prec.device)
-        tile = max(x.shape[2], x.shape[3], self.model.multiple)
-        return np.stack(
-            [predict_proba(self.model, im[0], prec, tile=min(tile, 512))[None] for im in x]
-        )
-
-
-def log_model(weights: str | Path, input_example: np.ndarray) -> str:
-    """Log the U-Net as a models-from-code pyfunc in the active run; return its URI."""
+def log_model(model_dir: str | Path, input_example: np.ndarray) -> str:
+    """Log the U-Net folder (weights + the images it saw) as a models-from-code pyfunc in the
+    active run; return its URI."""
+    model_dir = Path(model_dir)
+    artifacts = {"weights": str(model_dir / "model.pt")}
+    if (model_dir / "trained_on.json").is_file():
+        artifacts["trained_on"] = str(model_dir / "trained_on.json")
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(PACKAGE_DIR / "serving.py"),
-        artifacts={"weights": str(weights)},
+        artifacts=artifacts,
         code_paths=[str(PACKAGE_DIR)],
         signature=SIGNATURE,
         input_example=input_example.astype(np.float32),
@@ -201,6 +180,17 @@ def register_version(tp: TrackingParams, model_uri: str, tags: dict[str, Any]) -
     mv = mlflow.register_model(model_uri, tp.model_name, tags={k: str(v) for k, v in tags.items()})
     log.info("registered %s version %s", tp.model_name, mv.version)
     return str(mv.version)
+
+
+def find_version(name: str, sha256: str) -> str | None:
+    """The registered, unrefused version of ``name`` holding weights ``sha256``, if any."""
+    query = f"name = '{name}' and tags.model_sha256 = '{sha256}'"
+    try:
+        found = MlflowClient().search_model_versions(query)
+    except MlflowException:
+        return None
+    good = [int(v.version) for v in found if "gbmseg.refused" not in (v.tags or {})]
+    return str(min(good)) if good else None
 
 
 def alias_version(name: str, alias: str) -> str | None:
@@ -225,14 +215,13 @@ def verify_version(name: str, version: str, sha256: str) -> None:
     """Refuse a registered version whose stored weights are missing or differ from the
     file that was logged: tag it ``gbmseg.refused`` and raise before any alias moves."""
     import hashlib
-    import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            got = hashlib.sha256(download_weights(f"models:/{name}/{version}", tmp).read_bytes())
-            problem = None if got.hexdigest() == sha256 else "weights differ from the logged file"
-        except (MlflowException, OSError) as exc:
-            problem = f"source artifact missing ({str(exc).splitlines()[0][:160]})"
+    try:
+        with downloaded(f"models:/{name}/{version}") as folder:
+            got = hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
+        problem = None if got == sha256 else "weights differ from the logged file"
+    except (MlflowException, OSError) as exc:
+        problem = f"source artifact missing ({str(exc).splitlines()[0][:160]})"
     if problem:
         MlflowClient().set_model_version_tag(name, version, "gbmseg.refused", problem)
         raise TrackingError(
@@ -249,16 +238,48 @@ def load_pyfunc(uri: str):
     return mlflow.pyfunc.load_model(uri)
 
 
-def download_weights(uri: str, dest: str | Path | None = None) -> Path:
-    """Fetch a logged gbmseg model (models:/NAME@ALIAS, runs:/..., m-...) and return its
-    state_dict file; no pickled object is loaded.  Reads the store MLflow is pointed at
-    (``setup`` or MLFLOW_TRACKING_URI), never re-pointing it."""
+def version_of(uri: str) -> tuple[str, str] | None:
+    """(name, version) a models:/NAME@ALIAS or models:/NAME/VERSION URI points to now."""
+    if not uri.startswith("models:/"):
+        return None
+    ref = uri.removeprefix("models:/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        found = alias_version(name, alias)
+        return None if found is None else (name, found)
+    name, _, version = ref.partition("/")
+    return (name, version) if version else None
+
+
+@contextlib.contextmanager
+def downloaded(uri: str) -> Iterator[Path]:
+    """A logged gbmseg model (models:/NAME@ALIAS, models:/NAME/N, runs:/..., m-...) in a
+    temporary folder as ``model.pt`` (+ ``trained_on.json`` when logged), removed afterwards.
+    No pickled object is loaded.  Reads the store MLflow is pointed at, never re-pointing it."""
     import tempfile
 
     from mlflow.artifacts import download_artifacts
 
-    local = Path(download_artifacts(artifact_uri=uri, dst_path=str(dest or tempfile.mkdtemp())))
-    found = sorted(local.rglob("artifacts/*.pt"))
-    if not found:
-        raise MlflowException(f"{uri}: no state_dict under artifacts/; was it logged by gbmseg?")
-    return found[0]
+    with tempfile.TemporaryDirectory(prefix="gbmseg-model-") as tmp:
+        local = Path(download_artifacts(artifact_uri=uri, dst_path=tmp))
+        weights = sorted(local.rglob("artifacts/*.pt"))
+        if not weights:
+            raise MlflowException(f"{uri}: no state_dict under artifacts/; logged by gbmseg?")
+        out = Path(tmp) / "gbmseg-model"
+        out.mkdir()
+        weights[0].replace(out / "model.pt")
+        seen = sorted(local.rglob("artifacts/trained_on.json"))
+        if seen:
+            seen[0].replace(out / "trained_on.json")
+        yield out
+
+
+def load_model_ref(ref: str | Path):
+    """A U-Net from a path (folder or model.pt) or an MLflow URI (models:/NAME@ALIAS, runs:/)."""
+    from gbmseg.engine import checkpoint
+
+    text = str(ref)
+    if not text.startswith(("models:/", "runs:/")) and "://" not in text:
+        return checkpoint.load_model(text)
+    with downloaded(text) as folder:
+        return checkpoint.load_model(folder)

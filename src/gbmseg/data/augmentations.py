@@ -61,8 +61,20 @@ def transforms(p: AugmentParams, size: tuple[int, int]) -> list[A.BasicTransform
     ]
 
 
+def elastic(p: AugmentParams) -> list[A.BasicTransform]:
+    """The U-Net paper's elastic deformation, beside the recipe's seven (when ``p`` > 0)."""
+    e = p.elastic
+    if e.p <= 0:
+        return []
+    return [
+        A.ElasticTransform(
+            alpha=e.alpha, sigma=e.sigma, border_mode=BORDER, mask_interpolation=NEAREST, p=e.p
+        )
+    ]
+
+
 def build(p: AugmentParams, size: tuple[int, int], seed: int | None = None) -> A.Compose:
-    return A.Compose(transforms(p, size), seed=seed)
+    return A.Compose(transforms(p, size) + elastic(p), seed=seed)
 
 
 def to_dict(pipeline: A.Compose) -> dict:

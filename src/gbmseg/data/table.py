@@ -12,11 +12,24 @@ from gbmseg.data import labelme
 from gbmseg.data.io import DataError, list_images, mask_to_binary, read_raw, to_uint8
 
 
+@dataclass(frozen=True)
+class Folder:
+    """One labelled folder of a set: its name prefix, polarity, and whether it is test-only."""
+
+    path: Path
+    prefix: str
+    positive: str
+    test_only: bool
+
+
 @dataclass
 class PairRow:
     name: str
     image: str
     mask: str
+    folder: str = ""
+    positive: str = "black"
+    test_only: bool = False
     has_image: bool = True
     has_mask: bool = True
     decodes: bool = True
@@ -29,6 +42,7 @@ class PairRow:
     mask_binary: bool = True
     positive_fraction: float | None = None  # None when the mask is absent or unusable
     sha256: str | None = None  # None when the image is absent or unreadable
+    pixels_sha256: str | None = None  # of the decoded pixels: the same image in any format
     mean: float = 0.0
     std: float = 0.0
     error: str = ""
@@ -92,6 +106,7 @@ def describe(
         else:
             row.height, row.width = img.shape
             row.sha256 = hashlib.sha256(image.read_bytes()).hexdigest()
+            row.pixels_sha256 = pixels_sha256(img)
             row.mean, row.std = float(img.mean()), float(img.std())
     if mask is None:
         return row
@@ -116,10 +131,59 @@ def describe(
     return row
 
 
-def build_table(root: Path, positive: str, labels: list[str]) -> list[PairRow]:
-    images, masks = find_pairs(root)
-    names = sorted(set(images) | set(masks))
-    return [describe(n, images.get(n), masks.get(n), positive, labels) for n in names]
+def pixels_sha256(img: np.ndarray) -> str:
+    """Identity of an image by its pixels, whatever the file format."""
+    h = hashlib.sha256(f"{img.shape}:{img.dtype}:".encode())
+    h.update(np.ascontiguousarray(img).tobytes())
+    return h.hexdigest()
+
+
+def folders(raw: Path, positive: str | dict[str, str]) -> list[Folder]:
+    """The labelled folders of a set: ``raw`` itself (images/ + masks/), or each sub-folder
+    holding images/ (several sets pretrained on together, names prefixed ``SUB__``); each
+    with its ``test/`` sub-folder, if any, as test-only images."""
+    if not raw.is_dir():
+        raise DataError(
+            f"{raw}: data folder not found; generate demo data with `gbmseg synth`, "
+            "fetch tracked data with `dvc pull`, or point sets.<name>.raw at your own folder"
+        )
+    if (raw / "images").is_dir():
+        bases = [(raw, "")]
+    else:
+        bases = [(q, f"{q.name}__") for q in sorted(raw.iterdir()) if (q / "images").is_dir()]
+        if not bases:
+            raise DataError(
+                f"{raw}: no images/ folder (expected images/NAME.png and masks/NAME.png, "
+                "or sub-folders that each hold them)"
+            )
+    out = []
+    for path, prefix in bases:
+        if isinstance(positive, str):
+            colour = positive
+        elif path.name in positive:
+            colour = positive[path.name]
+        else:
+            raise DataError(
+                f"{raw}: no polarity for sub-folder {path.name!r}; add it to the set's "
+                f"positive mapping (has {sorted(positive)})"
+            )
+        out.append(Folder(path, prefix, colour, False))
+        if (path / "test" / "images").is_dir():
+            out.append(Folder(path / "test", prefix, colour, True))
+    return out
+
+
+def build_table(raw: Path, positive: str | dict[str, str], labels: list[str]) -> list[PairRow]:
+    """One row per image/mask pair of every folder of the set."""
+    rows: list[PairRow] = []
+    for f in folders(raw, positive):
+        images, masks = find_pairs(f.path)
+        for n in sorted(set(images) | set(masks)):
+            row = describe(f.prefix + n, images.get(n), masks.get(n), f.positive, labels)
+            row.folder = str(f.path.relative_to(raw)) if f.path != raw else ""
+            row.positive, row.test_only = f.positive, f.test_only
+            rows.append(row)
+    return rows
 
 
 def as_records(rows: list[PairRow]) -> list[dict]:

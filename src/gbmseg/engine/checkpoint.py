@@ -1,4 +1,9 @@
-"""Atomic, pickle-free checkpoints (loaded with ``weights_only=True``)."""
+"""Atomic, pickle-free checkpoints (loaded with ``weights_only=True``): file I/O only.
+
+A ``model.pt`` holds ``format``, ``model`` (the state_dict) and ``model_config``.
+Format 2 keeps the training data's histogram inside the state_dict (a U-Net buffer);
+format 1 (no ``format`` entry) kept it beside, as ``data_histogram``, and still loads.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ from typing import Any
 import torch
 
 from gbmseg.data.atomic import write_bytes
+from gbmseg.model.unet import UNet, build
+
+FORMAT = 2
 
 
 class CheckpointError(ValueError):
@@ -27,46 +35,62 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
-            f"{path}: no such checkpoint; train one first (`gbmseg train` or `dvc repro train`)"
+            f"{path}: no such checkpoint; train one first (`gbmseg train` or `dvc repro`)"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
         raise CheckpointError(
             f"{path}: refused to load ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-            "only plain tensors and containers are accepted (weights_only=True)"
+            "a truncated or foreign file, or not plain tensors (weights_only=True)"
         ) from exc
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not a gbmseg checkpoint (no 'model' entry)")
     return state
 
 
-def load_model(path: str | Path) -> torch.nn.Module:
-    """A U-Net from a ``model.pt`` (or a folder holding one), in eval mode on the CPU."""
-    from gbmseg.model.unet import build
+def model_state(model: UNet) -> dict[str, Any]:
+    """What a published ``model.pt`` holds (CPU tensors, contiguous)."""
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return {"format": FORMAT, "model": weights, "model_config": model.cfg.to_dict()}
 
+
+def upgrade(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A checkpoint of any earlier format in the current one."""
+    version = int(state.get("format", 1))
+    if version > FORMAT:
+        raise CheckpointError(
+            f"{path}: checkpoint format {version} is newer than this gbmseg reads ({FORMAT}); "
+            "upgrade gbmseg"
+        )
+    if version == 1:
+        weights = dict(state["model"])
+        hist = state.get("data_histogram")
+        if "data_histogram" not in weights:
+            weights["data_histogram"] = (
+                torch.zeros(32, dtype=torch.float64)
+                if hist is None
+                else torch.as_tensor(hist, dtype=torch.float64)
+            )
+        state = {**state, "format": FORMAT, "model": weights}
+        state.pop("data_histogram", None)
+    return state
+
+
+def load_model(path: str | Path) -> UNet:
+    """A U-Net from a ``model.pt`` (or a folder holding one), in eval mode on the CPU."""
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
     state = load(path)
     if "model_config" not in state:
         raise CheckpointError(f"{path}: no 'model_config' entry; was it written by gbmseg?")
-    model = build(state["model_config"])
+    state = upgrade(state, path)
     try:
+        model = build(state["model_config"])
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise CheckpointError(
             f"{path}: weights do not fit the recorded model_config: {exc}"
         ) from exc
-    model.data_histogram = state.get("data_histogram")  # the training data's intensities
     return model.eval()
-
-
-def load_model_ref(ref: str | Path) -> torch.nn.Module:
-    """A U-Net from a path (folder or model.pt) or an MLflow URI (models:/NAME@ALIAS, runs:/)."""
-    text = str(ref)
-    if text.startswith(("models:/", "runs:/")) or "://" in text:
-        from gbmseg import tracking
-
-        return load_model(tracking.download_weights(text))
-    return load_model(text)

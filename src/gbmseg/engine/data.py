@@ -22,6 +22,18 @@ def load_split(packed: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def load_splits(packed: list[Path] | Path | str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split of one or more packed sets (several: concatenated in memory)."""
+    folders = [packed] if isinstance(packed, str | Path) else list(packed)
+    pairs = [load_split(f, split) for f in folders]
+    if len(pairs) == 1:
+        return pairs[0]
+    tiles = {x.shape[1:] for x, _ in pairs}
+    if len(tiles) > 1:
+        raise DataError(f"{folders}: packed with different tile sizes {sorted(tiles)}; re-pack")
+    return np.concatenate([x for x, _ in pairs]), np.concatenate([y for _, y in pairs])
+
+
 class Batches:
     """Iterate (image, mask) float batches; shuffled and flipped when ``train``, and passed
     through ``transform`` (e.g. the recipe's augmentations, on the fly) when given."""

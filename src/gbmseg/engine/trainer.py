@@ -39,10 +39,11 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     train_s: float = 0.0  # seconds in training epochs
     logging_s: float = 0.0  # seconds spent in the metrics hook (MLflow)
+    budget_stop: bool = False  # the wall-clock budget ended training early
 
     @property
     def logging_fraction(self) -> float:
-        """Share of training time the tracking hook cost (the bar is <= 1%)."""
+        """Share of training time the tracking hook cost."""
         return self.logging_s / self.train_s if self.train_s else 0.0
 
 
@@ -222,18 +223,22 @@ class Trainer:
         if resume_from is not None:
             self.resume(resume_from, train)
         t_start, r = time.perf_counter(), self.result
+        fixed = len(val.images) == 0  # no validation images: fixed schedule, keep the last epoch
         for epoch in range(self.start_epoch, self.p.epochs):
-            row = {
-                "epoch": epoch + 1,
-                **self._train_epoch(epoch, train),
-                **validate(self.model, val, self.prec, self.p.channels_last),
-            }
+            scores = (
+                {"val_dice": math.nan}
+                if fixed
+                else validate(self.model, val, self.prec, self.p.channels_last)
+            )
+            row = {"epoch": epoch + 1, **self._train_epoch(epoch, train), **scores}
             r.history.append(row)
             r.train_s += row["epoch_s"]
             r.epochs_run = epoch + 1
-            improved = row["val_dice"] > r.best_val_dice
+            improved = fixed or row["val_dice"] > r.best_val_dice
             if improved:
                 r.best_val_dice, r.best_epoch = row["val_dice"], epoch + 1
+                if fixed:
+                    r.stopped = "fixed schedule (no validation images)"
             if self.is_main:
                 self._checkpoint(epoch, train, improved)
                 if self.on_metrics:
@@ -247,15 +252,16 @@ class Trainer:
                     row["val_dice"],
                     row["img_per_s"],
                 )
-            if epoch + 1 - r.best_epoch >= self.p.patience:
+            if not fixed and epoch + 1 - r.best_epoch >= self.p.patience:
                 r.stopped = f"early stop: no val Dice gain in {self.p.patience} epochs"
                 break
             late = (
                 bool(self.p.max_minutes)
                 and (time.perf_counter() - t_start) / 60 >= self.p.max_minutes
             )
-            if distributed.any_rank(late, self.prec.device):
+            if distributed.any_rank(late, self.prec.device) and epoch + 1 < self.p.epochs:
                 r.stopped = f"time budget of {self.p.max_minutes} min reached"
+                r.budget_stop = True
                 break
         return r
 

@@ -3,15 +3,20 @@
 Input: (N, 1, H, W) floats in [0, 1] with H, W divisible by 2**depth; each image is
 standardised inside the network so callers never repeat the normalisation.
 Output: (N, out_channels, H, W) logits.  Parts are named for transfer learning:
-``encoders[i]``, ``bottleneck``, ``decoders[i]``, ``head``.
+``encoders[i]``, ``bottleneck``, ``decoders[i]``, ``head``.  The model also carries the
+intensity histogram of the images it was trained on (a buffer, saved with the weights),
+which fine-tuning compares with the target's.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
+
+from gbmseg.data.stats import BINS
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,26 @@ class UNet(nn.Module):
             Up(widths[i + 1], widths[i], cfg) for i in reversed(range(cfg.depth))
         )
         self.head = nn.Conv2d(widths[0], cfg.out_channels, 1)
+        self.register_buffer("data_histogram", torch.zeros(BINS, dtype=torch.float64))
         self.frozen: list[str] = []
         self.lr_scales: dict[str, float] = {}  # parameter-name prefix -> lr factor
+
+    def source_histogram(self) -> np.ndarray | None:
+        """The training images' intensity histogram, or None when it was never recorded."""
+        h = self.data_histogram.detach().cpu().numpy()
+        return h if h.sum() > 0 else None
+
+    def set_source_histogram(self, hist: np.ndarray) -> None:
+        self.data_histogram.copy_(torch.as_tensor(hist, dtype=torch.float64))
+
+    def replace_head(self, out_channels: int) -> bool:
+        """A fresh 1x1 output convolution with ``out_channels`` (the model's own surgery, like
+        smp's ``set_in_channels``); returns whether anything changed."""
+        if self.head.out_channels == out_channels:
+            return False
+        self.head = nn.Conv2d(self.head.in_channels, out_channels, 1)
+        self.cfg = UNetConfig(**{**self.cfg.to_dict(), "out_channels": out_channels})
+        return True
 
     def freeze(self, parts: list[str]) -> None:
         """Stop training the named sub-modules (e.g. ``encoders.0``, ``bottleneck``): no
@@ -107,7 +130,21 @@ class UNet(nn.Module):
         """Spatial sizes must be divisible by this."""
         return 2**self.cfg.depth
 
+    def check_input(self, x: torch.Tensor) -> None:
+        n = self.multiple
+        if x.ndim != 4 or x.shape[1] != self.cfg.in_channels:
+            raise ValueError(
+                f"U-Net input must be (N, {self.cfg.in_channels}, H, W); got {tuple(x.shape)}"
+            )
+        if x.shape[2] % n or x.shape[3] % n:
+            raise ValueError(
+                f"U-Net of depth {self.cfg.depth} needs H and W divisible by {n}; got "
+                f"{tuple(x.shape[2:])}: pad or crop the image, or predict in tiles "
+                "(gbmseg.inference handles any size)"
+            )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
         x = (x - mean) / std

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -13,14 +14,25 @@ from gbmseg.data import augmentations
 from gbmseg.data.atomic import atomic_dir, meta, write_json
 from gbmseg.data.io import list_images, read_image, read_raw, write_png
 from gbmseg.data.preview import overlay_grid
+from gbmseg.runlog import RunLog, numbers
 
 log = logging.getLogger(__name__)
 
 
-def run(p: AugmentParams, validated: str | Path, out: str | Path) -> dict:
+def trainable(validated: Path) -> list[str]:
+    """The validated images that may be trained on (those of the test/ folder never are)."""
+    manifest = json.loads((validated / "manifest.json").read_text())
+    return sorted(
+        q.name for q in list_images(validated / "images") if not manifest[q.stem]["test_only"]
+    )
+
+
+def run(
+    p: AugmentParams, validated: str | Path, out: str | Path, logger: RunLog | None = None
+) -> dict:
     """Write images/, masks/ (0/1), manifest.json (copy -> source) and preview.png."""
     validated, out = Path(validated), Path(out)
-    names = [q.name for q in list_images(validated / "images")]
+    names = trainable(validated)
     sources: dict[str, str] = {}
     previews: list[tuple[np.ndarray, np.ndarray]] = []
     pipelines: dict[tuple[int, int], object] = {}
@@ -50,4 +62,8 @@ def run(p: AugmentParams, validated: str | Path, out: str | Path) -> dict:
             meta("augment", p.model_dump(mode="json"), {"validated": str(validated)}),
         )
     log.info("augment: %d copies of %d images -> %s", len(sources), len(names), out)
-    return {"images": len(names), "copies": len(sources)}
+    result = {"images": len(names), "copies": len(sources)}
+    if logger:
+        logger.metrics(numbers(result))
+        logger.artifact(out / "preview.png", "augment")
+    return result

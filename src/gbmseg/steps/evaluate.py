@@ -1,4 +1,10 @@
-"""evaluate: score a model on the held-out test images (full size, tiled inference)."""
+"""evaluate: score the fine-tuned model, and the from-scratch baseline beside it, on the
+target's held-out test images (full size, tiled inference).
+
+Records exactly which model it scored (path and sha256 of ``model.pt``, in
+``scored_model.json``) so ``register`` logs that model and no other, and the test images by
+pixel hash so the promotion can leave out any a model trained on.
+"""
 
 from __future__ import annotations
 
@@ -6,62 +12,41 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from gbmseg import metrics as M
 from gbmseg.config import EvaluateParams
 from gbmseg.data import plots
-from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
-from gbmseg.data.io import DataError, read_image, read_raw, write_png
-from gbmseg.data.preview import error_overlay
-from gbmseg.engine.amp import resolve
+from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_json, write_text
+from gbmseg.data.io import DataError
 from gbmseg.engine.checkpoint import load_model
-from gbmseg.inference import predict_proba
+from gbmseg.runlog import RunLog
+from gbmseg.scoring import Sweep, score_images
 
 log = logging.getLogger(__name__)
+COLUMNS = [
+    "dice",
+    "iou",
+    "precision",
+    "recall",
+    "pixel_error",
+    "boundary_f1",
+    "hd95",
+    "adapted_rand_error",
+]
 
 
-def test_names(packed: str | Path) -> list[str]:
+def test_images(packed: str | Path) -> tuple[list[str], list[str]]:
+    """Names and pixel hashes of the packed set's test images."""
     path = Path(packed) / "manifest.json"
     if not path.is_file():
         raise DataError(f"{path}: missing; run `gbmseg pack` first")
-    names = json.loads(path.read_text())["splits"]["test"]["sources"]
-    if not names:
-        raise DataError(f"{path}: the test split is empty; raise pack.test_fraction")
-    return names
-
-
-def score_images(
-    model,
-    p: EvaluateParams,
-    folder: Path,
-    names: list[str],
-    overlays: Path | None = None,
-    sweep: list | None = None,
-) -> list[dict]:
-    """Per-image score rows; TP/FP/FN overlays for the first ``max_overlays``; with ``sweep``
-    a list, the pooled threshold sweep rows are appended to it."""
-    prec = resolve("auto", "auto")
-    model.to(prec.device)
-    rows, truths, probs = [], [], []
-    for i, name in enumerate(tqdm(names, desc="evaluate", unit="img", disable=None)):
-        img = read_image(folder / "images" / name)
-        truth = read_raw(folder / "masks" / name).astype(bool)
-        prob = predict_proba(model, img, prec, p.tile, p.overlap)
-        pred = prob > p.threshold
-        rows.append(
-            {"image": name, **M.scores(truth, pred), "positive_fraction": float(truth.mean())}
+    test = json.loads(path.read_text())["splits"]["test"]
+    if not test["sources"]:
+        raise DataError(
+            f"{path}: no test image; add labelled images to the set's test/ folder, or "
+            "set a row of its split file (pack.splits) to test"
         )
-        if overlays is not None and i < p.max_overlays:
-            write_png(overlays / name, error_overlay(img, truth, pred))
-        if sweep is not None:
-            truths.append(truth)
-            probs.append(prob.astype(np.float16))
-    if sweep is not None:
-        sweep += M.sweep(truths, probs, np.round(np.arange(0.05, 0.96, 0.05), 2))
-    return rows
+    return test["sources"], test["pixels_sha256"]
 
 
 def sweep_plot(rows: list[dict], threshold: float) -> bytes:
@@ -77,56 +62,73 @@ def sweep_plot(rows: list[dict], threshold: float) -> bytes:
     return plots.png(fig)
 
 
+def comparison_plot(table: pd.DataFrame) -> bytes:
+    """Per test image: Dice of the fine-tuned model and of the from-scratch baseline."""
+    fig, ax = plots.figure(6, 0.9 + 0.32 * len(table))
+    y = range(len(table))
+    ax.barh([i + 0.2 for i in y], table["dice"], 0.4, label="fine-tuned", color="tab:green")
+    ax.barh([i - 0.2 for i in y], table["baseline_dice"], 0.4, label="scratch", color="tab:grey")
+    ax.set_yticks(list(y), table["image"], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("test Dice")
+    ax.legend(fontsize=7, loc="lower right")
+    return plots.png(fig)
+
+
+def summarise(table: pd.DataFrame, sweep: list[dict], prefix: str = "") -> dict:
+    out = {f"{prefix}{c}": round(float(table[c].mean()), 5) for c in COLUMNS}
+    out[f"{prefix}dice_min"] = round(float(table["dice"].min()), 5)
+    if sweep:
+        best = max(sweep, key=lambda r: r["dice"])
+        out["best_threshold"] = best["threshold"]
+        out["best_threshold_dice"] = round(best["dice"], 5)
+    return out
+
+
 def run(
-    p: EvaluateParams, model_dir: str | Path, validated: str | Path, packed: str | Path, logger=None
+    p: EvaluateParams,
+    model_dir: str | Path,
+    validated: str | Path,
+    packed: str | Path,
+    baseline_dir: str | Path | None = None,
+    logger: RunLog | None = None,
 ) -> dict:
-    validated = Path(validated)
-    names = test_names(packed)
-    model = load_model(model_dir)
-    sweep: list[dict] = []
+    validated, model_file = Path(validated), Path(model_dir) / "model.pt"
+    names, hashes = test_images(packed)
+    sweep = Sweep()
     with atomic_dir(p.out) as tmp:
-        rows = score_images(model, p, validated, names, tmp / "overlays", sweep)
-        table = pd.DataFrame(rows)
+        rows = score_images(load_model(model_dir), p, validated, names, tmp / "overlays", sweep)
+        table = pd.DataFrame(rows).assign(pixels_sha256=hashes)
+        summary = summarise(table, sweep.rows())
+        if baseline_dir:
+            base = pd.DataFrame(score_images(load_model(baseline_dir), p, validated, names))
+            table["baseline_dice"] = base["dice"].to_numpy()
+            summary |= summarise(base, [], "baseline_")
+            summary["dice_gain_over_baseline"] = round(
+                summary["dice"] - summary["baseline_dice"], 5
+            )
+            (tmp / "comparison.png").write_bytes(comparison_plot(table))
         write_text(tmp / "per_image.csv", table.to_csv(index=False, float_format="%.5f"))
-        write_text(
-            tmp / "threshold_sweep.csv",
-            pd.DataFrame(sweep).to_csv(index=False, float_format="%.5f"),
-        )
-        (tmp / "threshold_sweep.png").write_bytes(sweep_plot(sweep, p.threshold))
-        write_json(
-            tmp / "_meta.json",
-            meta(
-                "evaluate",
-                p.model_dump(mode="json"),
-                {"model": str(model_dir), "packed": str(packed)},
-            ),
-        )
-    cols = [
-        "dice",
-        "iou",
-        "precision",
-        "recall",
-        "pixel_error",
-        "boundary_f1",
-        "hd95",
-        "adapted_rand_error",
-    ]
-    summary = {c: round(float(table[c].mean()), 5) for c in cols}
-    summary["dice_min"] = round(float(table["dice"].min()), 5)
-    best = max(sweep, key=lambda r: r["dice"])
-    summary["best_threshold"], summary["best_threshold_dice"] = (
-        best["threshold"],
-        round(best["dice"], 5),
-    )
-    summary["n_images"] = len(rows)
+        sweep_csv = pd.DataFrame(sweep.rows()).to_csv(index=False, float_format="%.5f")
+        write_text(tmp / "threshold_sweep.csv", sweep_csv)
+        (tmp / "threshold_sweep.png").write_bytes(sweep_plot(sweep.rows(), p.threshold))
+        scored = {"path": str(model_dir), "sha256": sha256_file(model_file), "test_images": names}
+        write_json(tmp / "scored_model.json", scored)
+        inputs = {
+            "model": str(model_dir),
+            "baseline": str(baseline_dir or ""),
+            "packed": str(packed),
+        }
+        write_json(tmp / "_meta.json", meta("evaluate", p.model_dump(mode="json"), inputs))
+    summary |= {"n_images": len(rows), "model_sha256": scored["sha256"]}
     write_json(p.metrics, summary)
     if logger:
-        logger.metrics({f"test_{k}": v for k, v in summary.items()})
+        logger.metrics({f"test_{k}": v for k, v in summary.items() if k != "model_sha256"})
         logger.artifact(p.out, "evaluate")
     log.info(
-        "evaluate: Dice %.4f IoU %.4f on %d held-out images -> %s",
+        "evaluate: Dice %.4f (scratch baseline %s) on %d held-out images -> %s",
         summary["dice"],
-        summary["iou"],
+        summary.get("baseline_dice", "not scored"),
         len(rows),
         p.metrics,
     )

@@ -1,11 +1,11 @@
-"""finetune: continue training a pretrained U-Net on a small target set.
+"""finetune: continue training a pretrained U-Net on the lab's small target set.
 
-Fine-tuning is training plus overrides (nanoGPT's rule): the train step's ``fit`` and
-``publish`` run with the ``finetune`` section's epochs, learning rate and paths, after the
-pretrained weights are loaded (shapes checked strictly), the head fitted to the target's
-channel count and the strategy's parts frozen.  ``strategy: auto`` picks the strategy by
-the recipe's size x similarity rule (gbmseg.transfer.auto) and writes its reasoning to
-``transfer_report.json`` / ``transfer_report.md`` beside the model.
+Fine-tuning is training plus overrides (nanoGPT's rule): the shared training lifecycle runs
+with the ``finetune`` section's epochs, learning rate and paths, after the pretrained
+weights are loaded and the strategy's parts frozen.  ``strategy: auto`` picks the strategy
+by the recipe's size x similarity rule (gbmseg.transfer.auto) and writes its reasoning to
+``transfer_report.json`` / ``transfer_report.md`` beside the model.  The published model's
+``trained_on.json`` lists the target images it saw and every image its pretrained model saw.
 """
 
 from __future__ import annotations
@@ -15,26 +15,13 @@ import logging
 from pathlib import Path
 
 from gbmseg.config import AugmentParams, FinetuneParams, TrainParams
-from gbmseg.engine.checkpoint import load_model_ref
+from gbmseg.engine import lifecycle
+from gbmseg.engine.checkpoint import load_model
 from gbmseg.engine.data import load_split
-from gbmseg.steps.train import fit, publish
+from gbmseg.runlog import RunLog
 from gbmseg.transfer import auto, freezing
 
 log = logging.getLogger(__name__)
-
-
-def train_overrides(p: FinetuneParams, base: TrainParams) -> TrainParams:
-    """The train section with the fine-tuning values in place (architecture comes from the
-    pretrained model, not from ``train.model``)."""
-    return base.model_copy(
-        update={
-            "out": p.out,
-            "metrics": p.metrics,
-            "history": p.history,
-            "epochs": p.epochs,
-            "lr": p.lr,
-        }
-    )
 
 
 def target_size(packed: str | Path, tiles: int, tile: int) -> tuple[int, int]:
@@ -47,46 +34,48 @@ def target_size(packed: str | Path, tiles: int, tile: int) -> tuple[int, int]:
     return tiles, tiles * tile * tile  # bare arrays: each tile its own image
 
 
-def choose(p: FinetuneParams, model, packed: str | Path) -> tuple[str, dict[str, str]]:
+def choose(p: FinetuneParams, model, packed: str | Path, pretrained: str) -> tuple[str, dict]:
     """The strategy to use and, for ``auto``, the report files."""
     if p.strategy != "auto":
         return p.strategy, {}
     x, _ = load_split(packed, "train")
     n_images, n_pixels = target_size(packed, len(x), x.shape[-1])
-    hist = getattr(model, "data_histogram", None)
-    d = auto.decide(model, x, n_images, n_pixels, None if hist is None else hist.numpy(), p.auto)
+    d = auto.decide(model, x, n_images, n_pixels, model.source_histogram(), p.auto)
     log.info("finetune auto: %s", "; ".join(d.reasons))
     return d.strategy, {
         "transfer_report.json": auto.report_json(d),
-        "transfer_report.md": auto.report_md(d, p.pretrained),
+        "transfer_report.md": auto.report_md(d, pretrained),
     }
 
 
 def run(
     p: FinetuneParams,
-    base: TrainParams,
+    tp: TrainParams,
+    pretrained: str | Path,
     packed: str | Path,
-    logger=None,
+    logger: RunLog | None = None,
     resume: bool = False,
     augment: AugmentParams | None = None,
+    pretrained_name: str = "",
 ) -> dict:
-    tp = train_overrides(p, base)
-    model = load_model_ref(p.pretrained)
-    head_reset = freezing.fit_head(model, p.out_channels)
-    strategy, reports = choose(p, model, packed)
+    """Fine-tune the model folder ``pretrained`` on ``packed`` with the train params ``tp``
+    (= train + the finetune overrides); ``pretrained_name`` is how reports name it."""
+    name = pretrained_name or str(pretrained)
+    model = load_model(pretrained)
+    strategy, reports = choose(p, model, packed, name)
     counts = freezing.apply(model, strategy, p.shallow_levels, p.encoder_lr_scale)
-    log.info("finetune: %s from %s, %s", strategy, p.pretrained, counts)
+    log.info("finetune: %s from %s, %s", strategy, name, counts)
     if logger:
         logger.params({"finetune": p.model_dump(mode="json"), **counts})
-    result = fit(model, tp, packed, tp.out, logger, resume, augment)
-    target_hist = auto.histogram(load_split(packed, "train")[0])
-    extra = {"strategy": strategy, "pretrained": p.pretrained, "head_reset": head_reset, **counts}
-    metrics = publish(model.cpu(), tp, result, tp.out, "finetune", extra, target_hist, reports)
-    if logger:
-        logger.metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-        for name in reports:
-            logger.artifact(Path(tp.out) / name, "transfer")
         if reports:
             decision = json.loads(reports["transfer_report.json"])
             logger.tags({"transfer.quadrant": decision["quadrant"], "transfer.strategy": strategy})
+    seen = sorted(set(lifecycle.read_trained_on(pretrained)) | set(lifecycle.seen_images([packed])))
+    extra = {"strategy": strategy, "pretrained": name, **counts}
+    metrics = lifecycle.train_and_publish(
+        model, tp, [Path(packed)], "finetune", seen, logger, resume, augment, extra, reports
+    )
+    if logger:
+        for report in reports:
+            logger.artifact(Path(tp.out) / report, "transfer")
     return metrics

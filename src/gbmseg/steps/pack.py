@@ -9,31 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from gbmseg.config import PackParams
+from gbmseg.data import splits
 from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_json
 from gbmseg.data.io import DataError, list_images, read_image, read_raw, starts
+from gbmseg.runlog import RunLog
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
-
-
-def split_sources(names: list[str], p: PackParams) -> dict[str, list[str]]:
-    """Deterministic split of source image names (same names + seed -> same split)."""
-    order = sorted(names)
-    perm = np.random.default_rng(p.seed).permutation(len(order))
-    shuffled = [order[i] for i in perm]
-    n = len(shuffled)
-    n_test = max(1, round(p.test_fraction * n)) if p.test_fraction > 0 else 0
-    n_val = max(1, round(p.val_fraction * n)) if p.val_fraction > 0 else 0
-    if n - n_test - n_val < 1:
-        raise DataError(
-            f"{n} image(s) cannot fill train/val/test splits; add images or lower "
-            "pack.val_fraction / pack.test_fraction"
-        )
-    return {
-        "test": sorted(shuffled[:n_test]),
-        "val": sorted(shuffled[n_test : n_test + n_val]),
-        "train": sorted(shuffled[n_test + n_val :]),
-    }
 
 
 def tiles(arr: np.ndarray, tile: int, stride: int) -> list[np.ndarray]:
@@ -67,30 +48,56 @@ def _collect(
     return (np.stack(imgs) if imgs else empty), (np.stack(msks) if msks else empty), pixels
 
 
-def run(
-    p: PackParams, validated: str | Path, augmented: str | Path | None, out: str | Path
-) -> dict:
-    validated, out = Path(validated), Path(out)
+def split_table(validated: Path, split_file: Path, p: PackParams) -> dict[str, list[str]]:
+    """Read the set's split file, add the images seen for the first time, write it back;
+    return the current images by split."""
+    manifest = json.loads((validated / "manifest.json").read_text())
     names = [q.name for q in list_images(validated / "images")]
     if not names:
         raise DataError(f"{validated}/images: no images to pack; run `gbmseg validate` first")
-    splits = split_sources(names, p)
+    test_only = {n for n in names if manifest[Path(n).stem]["test_only"]}
+    known = splits.read(split_file)
+    table = splits.assign(known, names, test_only, p.val_fraction, p.test_fraction)
+    if table != known:
+        splits.write(split_file, table)
+        log.info("pack: %d new image(s) given a split in %s", len(table) - len(known), split_file)
+    by_split = splits.splits_of(table, names)
+    if not by_split["train"]:
+        raise DataError(
+            f"{split_file}: no training image among {len(names)}; add labelled images or "
+            "set a row's split to train"
+        )
+    return by_split
+
+
+def run(
+    p: PackParams,
+    validated: str | Path,
+    augmented: str | Path | None,
+    out: str | Path,
+    split_file: str | Path,
+    logger: RunLog | None = None,
+) -> dict:
+    validated, out, split_file = Path(validated), Path(out), Path(split_file)
+    by_split = split_table(validated, split_file, p)
+    identity = json.loads((validated / "manifest.json").read_text())
     aug_names: list[str] = []
     if augmented is not None and (Path(augmented) / "manifest.json").is_file():
         copies = json.loads((Path(augmented) / "manifest.json").read_text())
-        train = set(splits["train"])
+        train = set(by_split["train"])
         aug_names = sorted(k for k, src in copies.items() if src in train)
     manifest: dict = {"tile": p.tile, "stride": p.stride, "splits": {}}
     with atomic_dir(out) as tmp:
-        for split in SPLITS:
-            folders = [(validated, splits[split])]
+        for split in splits.SPLITS:
+            folders = [(validated, by_split[split])]
             if split == "train" and aug_names:
                 folders.append((Path(augmented), aug_names))
             x, y, pixels = _collect(folders, p)
             np.save(tmp / f"{split}_images.npy", x)
             np.save(tmp / f"{split}_masks.npy", y)
             manifest["splits"][split] = {
-                "sources": splits[split],
+                "sources": by_split[split],
+                "pixels_sha256": [identity[Path(n).stem]["pixels_sha256"] for n in by_split[split]],
                 "source_pixels": pixels,
                 "augmented_copies": len(aug_names) if split == "train" else 0,
                 "tiles": int(x.shape[0]),
@@ -105,6 +112,10 @@ def run(
             tmp / "_meta.json",
             meta("pack", p.model_dump(mode="json"), {"validated": str(validated)}),
         )
-    counts = {s: manifest["splits"][s]["tiles"] for s in SPLITS}
-    log.info("pack: tiles per split %s -> %s", counts, out)
+    counts = {f"{s}_tiles": manifest["splits"][s]["tiles"] for s in splits.SPLITS}
+    counts |= {f"{s}_images": len(by_split[s]) for s in splits.SPLITS}
+    log.info("pack: %s -> %s", counts, out)
+    if logger:
+        logger.metrics(counts)
+        logger.artifact(out / "manifest.json", "pack")
     return manifest

@@ -19,10 +19,10 @@ import numpy as np
 import tifffile
 from tqdm import tqdm
 
-from gbmseg.config import PredictParams
+from gbmseg.config import PredictParams, is_registry_ref
 from gbmseg.data.io import collect_images, read_raw, to_uint8
 from gbmseg.engine.amp import resolve
-from gbmseg.engine.checkpoint import load_model_ref
+from gbmseg.engine.checkpoint import load_model
 from gbmseg.inference import iter_bands
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,12 @@ def run(
     p: PredictParams, model_ref: str, inputs: list[str | Path], out: str | Path, positive: str
 ) -> list[dict]:
     files = collect_images(inputs, "image")
-    model = load_model_ref(model_ref)
+    if is_registry_ref(model_ref):
+        from gbmseg.tracking import load_model_ref
+
+        model = load_model_ref(model_ref)
+    else:
+        model = load_model(model_ref)
     prec = resolve(p.device, p.amp)
     model.to(prec.device)
     results = [

@@ -1,9 +1,16 @@
-"""register: log the model to MLflow, register it as ``challenger``, and promote it to
-``champion`` only when it is better than the current champion on the same test images.
+"""register: log the model evaluate scored to MLflow, register it as ``challenger``, and
+promote it to ``champion`` only when it is better than the current champion.
 
-The comparison scores the champion afresh on the test images the challenger was evaluated
-on and runs a paired bootstrap over per-image Dice (``gbmseg.promotion``), under a lock so
-that two promotions never both win.  The first valid model becomes champion.
+* Exactly what was evaluated: the model's sha256 must equal the one in evaluate's
+  ``scored_model.json``, or nothing is registered.
+* Idempotent: a version whose ``model_sha256`` tag matches is reused, so a re-run after a
+  crash finishes the job without a second version of the same model.
+* Fair comparison: the champion is scored afresh on the challenger's test images, leaving
+  out every image either model saw (``trained_on.json``: their training and validation
+  images and those of the models they started from); a paired bootstrap over per-image
+  Dice decides (``gbmseg.promotion``), under a lock so two promotions never both win.
+* Few test images (< ``min_test_images``) or a champion that cannot be loaded: registered,
+  not promoted, the reason recorded (``replace_broken_champion`` to override the latter).
 """
 
 from __future__ import annotations
@@ -20,26 +27,48 @@ from gbmseg.config import EvaluateParams, RegisterParams, TrackingParams
 from gbmseg.data.atomic import atomic_dir, sha256_file, write_json
 from gbmseg.data.io import DataError
 from gbmseg.engine.checkpoint import CheckpointError, load_model
-from gbmseg.steps.evaluate import score_images
+from gbmseg.engine.lifecycle import read_trained_on
+from gbmseg.scoring import score_images
 
 log = logging.getLogger(__name__)
 
 
-def _inputs(model_dir: Path, metrics: Path, per_image: Path) -> tuple[dict, pd.DataFrame]:
-    if not (model_dir / "model.pt").is_file():
-        raise DataError(f"{model_dir / 'model.pt'}: no trained model; run `gbmseg train` first")
-    for path in (metrics, per_image):
-        if not path.is_file():
-            raise DataError(f"{path}: no test scores; run `gbmseg evaluate` first")
-    load_model(model_dir)  # refuse a candidate whose weights do not load
-    return json.loads(metrics.read_text()), pd.read_csv(per_image)
+def scored_model(ep: EvaluateParams, model_dir: str | Path | None) -> tuple[Path, dict]:
+    """The model folder evaluate scored, checked against ``model_dir`` and its file now."""
+    path = Path(ep.out) / "scored_model.json"
+    if not path.is_file():
+        raise DataError(f"{path}: no record of an evaluated model; run `gbmseg evaluate` first")
+    scored = json.loads(path.read_text())
+    folder = Path(model_dir or scored["path"])
+    weights = folder / "model.pt"
+    if not weights.is_file():
+        raise DataError(f"{weights}: no model to register; run `gbmseg finetune` first")
+    now = sha256_file(weights)
+    if now != scored["sha256"]:
+        raise DataError(
+            f"{weights} (sha256 {now[:12]}) is not the model evaluate scored ({scored['path']}, "
+            f"sha256 {scored['sha256'][:12]}); nothing registered. Run `gbmseg evaluate` on "
+            "this model first (dvc repro does both)"
+        )
+    load_model(folder)  # refuse a candidate whose weights do not load
+    return folder, scored
+
+
+def load_champion(tp: TrackingParams, version: str):
+    """(model, images it saw) of the champion, or the reason it cannot be loaded."""
+    try:
+        with tracking.downloaded(f"models:/{tp.model_name}/{version}") as folder:
+            return load_model(folder), set(read_trained_on(folder)), None
+    except (CheckpointError, tracking.MlflowException, OSError) as exc:
+        return None, set(), f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
 
 
 def decide(
     p: RegisterParams,
     tp: TrackingParams,
     ep: EvaluateParams,
-    challenger: pd.DataFrame,
+    table: pd.DataFrame,
+    seen: set[str],
     validated: Path,
 ) -> dict:
     """Compare with the current champion (read now, inside the lock)."""
@@ -49,50 +78,75 @@ def decide(
             "promote": True,
             "reason": "no champion yet: the first valid model becomes champion",
         }
-    try:
-        model = load_model(tracking.download_weights(f"models:/{tp.model_name}@champion"))
-    except (CheckpointError, tracking.MlflowException, OSError) as exc:
+    model, champion_seen, broken = load_champion(tp, champion)
+    if broken:
+        promote = p.replace_broken_champion
+        action = (
+            "replaced (register.replace_broken_champion)"
+            if promote
+            else (
+                "kept; fix the registry, or set register.replace_broken_champion: true "
+                "to replace it"
+            )
+        )
+        reason = f"champion v{champion} cannot be loaded ({broken}): {action}"
+        return {"promote": promote, "champion_version": champion, "reason": reason}
+    usable = table[~table["pixels_sha256"].isin(seen | champion_seen)]
+    if len(usable) < p.min_test_images:
         return {
-            "promote": True,
+            "promote": False,
             "champion_version": champion,
-            "reason": f"champion v{champion} cannot be loaded ({exc}); replacing it",
+            "images": len(usable),
+            "reason": f"not promoted: {len(usable)} of {len(table)} test image(s) were seen by "
+            f"neither model, fewer than register.min_test_images = {p.min_test_images}; "
+            "add labelled test images",
         }
-    names = challenger["image"].tolist()
-    old = pd.DataFrame(score_images(model, ep, validated, names))
+    old = pd.DataFrame(
+        score_images(model, ep, validated, usable["image"].tolist(), desc="champion")
+    )
     res = promotion.paired_bootstrap(
         old["dice"].to_numpy(),
-        challenger["dice"].to_numpy(),
+        usable["dice"].to_numpy(),
         p.min_delta,
         p.confidence,
         p.bootstrap,
         p.seed,
     )
-    return {**res, "champion_version": champion}
+    left_out = len(table) - len(usable)
+    return {**res, "champion_version": champion, "test_images_left_out": left_out}
 
 
 def run(
     p: RegisterParams,
     tp: TrackingParams,
     ep: EvaluateParams,
-    model_dir: str | Path,
     validated: str | Path,
     logger: tracking.RunLogger,
+    model_dir: str | Path | None = None,
     tags: dict[str, str] | None = None,
 ) -> dict:
-    model_dir, validated = Path(model_dir), Path(validated)
-    scores, per_image = _inputs(model_dir, Path(ep.metrics), Path(ep.out) / "per_image.csv")
-    example = np.random.default_rng(0).random((1, 1, 64, 64), dtype=np.float32)
-    model_uri = logger.log_model(model_dir / "model.pt", example)
+    """Register the model evaluate scored (``model_dir``, when given, must be it)."""
+    folder, scored = scored_model(ep, model_dir)
+    scores = json.loads(Path(ep.metrics).read_text())
+    table = pd.read_csv(Path(ep.out) / "per_image.csv")
+    seen = set(read_trained_on(folder))
     all_tags = {
         **(tags or {}),
-        **{f"test_{k}": v for k, v in scores.items()},
+        **{f"test_{k}": v for k, v in scores.items() if k != "model_sha256"},
+        "model_sha256": scored["sha256"],
+        "trained_on_images": len(seen),
         "source_run_id": logger.run_id,
     }
-    version = tracking.register_version(tp, model_uri, all_tags)
-    tracking.verify_version(tp.model_name, version, sha256_file(model_dir / "model.pt"))
+    version = tracking.find_version(tp.model_name, scored["sha256"])
+    if version is None:
+        example = np.random.default_rng(0).random((1, 1, 64, 64), dtype=np.float32)
+        version = tracking.register_version(tp, logger.log_model(folder, example), all_tags)
+    else:
+        log.info("register: %s v%s already holds this model; reusing it", tp.model_name, version)
+    tracking.verify_version(tp.model_name, version, scored["sha256"])
     tracking.set_alias(tp.model_name, "challenger", version)
     with promotion.lock(p.lock, tracking.tracking_uri(), tp.model_name):
-        decision = decide(p, tp, ep, per_image, validated)
+        decision = decide(p, tp, ep, table, seen, Path(validated))
         if decision["promote"]:
             tracking.set_alias(tp.model_name, "champion", version)
     tracking.tag_version(tp.model_name, version, {f"promotion.{k}": v for k, v in decision.items()})
@@ -101,7 +155,8 @@ def run(
         "name": tp.model_name,
         "version": version,
         "alias": alias,
-        "model_uri": model_uri,
+        "model": str(folder),
+        "model_sha256": scored["sha256"],
         "decision": decision,
         "tags": all_tags,
     }

@@ -1,10 +1,13 @@
-"""Deterministic synthetic EM images shaped like the lab's GBM micrographs.
+"""Deterministic synthetic EM images shaped like the lab's GBM micrographs, in two domains.
 
-Each image has a dark curved ribbon (the "GBM") of known constant thickness between two
-cell regions of different brightness, a textured background, dark distractor blobs and
-noise.  Masks follow the lab's layout (``images/NAME.png``, ``masks/NAME.png``) and
-polarity; ``meta.json`` records the pixel size and the true thickness of every image.
-The bytes are identical on every run for the same parameters.
+Each image has a dark curved ribbon (the "GBM", labelled) of known constant thickness
+between two cell regions of different brightness, and unlabelled look-alikes: foot
+processes (dark bumps on one side of the ribbon), thin cell membranes (dark lines) and
+dark blobs, on a textured, noisy background.  The *target* domain is the lab's TEM:
+grainy, the look-alikes nearly as dark as the GBM.  The *source* domain (the pretraining
+set) shows the same anatomy brighter and smoother.  Masks follow the lab's layout
+(``images/NAME.png``, ``masks/NAME.png``) and polarity; ``meta.json`` records the pixel
+size and every ribbon's true thickness.  The bytes are identical on every run.
 """
 
 from __future__ import annotations
@@ -26,21 +29,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Look:
-    """Grey levels and texture of one synthetic domain."""
+    """Grey levels, texture and clutter of one synthetic domain."""
 
     sides: tuple[float, float]
     ribbon: float
-    blob: float
+    clutter: float  # grey level of the unlabelled look-alikes (feet, membranes, blobs)
     texture: float
     texture_sigma: float
     blur: float
+    noise: float  # x synth.noise_std
+    lines: int  # thin cell membranes per image
 
 
 LOOKS = {
-    # the lab's TEM: dark GBM between a grey podocyte side and a brighter capillary lumen
-    "target": Look(sides=(150, 195), ribbon=70, blob=75, texture=18, texture_sigma=3.0, blur=1.0),
-    # a visibly different domain for pretraining: brighter, smoother, lower contrast
-    "source": Look(sides=(205, 215), ribbon=120, blob=125, texture=8, texture_sigma=8.0, blur=2.0),
+    "target": Look((150, 185), 95, 102, 16, 2.0, 1.2, 2.2, 4),
+    "source": Look((205, 225), 110, 165, 8, 6.0, 1.5, 0.6, 4),
 }
 
 
@@ -63,16 +66,47 @@ def _centerline(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.stack([centre + u * c - v * s, centre + u * s + v * c], axis=1)
 
 
-def render(rng: np.random.Generator, p: SynthParams) -> tuple[np.ndarray, np.ndarray, float]:
-    """One (image uint8, structure {0,1}, thickness_px) triple."""
-    look = LOOKS[p.domain]
-    size = p.size
+def _distance(line: np.ndarray, pix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    dist, idx = cKDTree(line).query(pix)
+    return dist.reshape(size, size), idx
+
+
+def _clutter(rng, size, dist, side, thickness_px, p: SynthParams, line) -> np.ndarray:
+    """Unlabelled dark look-alikes: foot processes, thin membranes, blobs (a boolean map)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    out = np.zeros((size, size), bool)
+    inside = line[(line >= 0).all(axis=1) & (line < size).all(axis=1)]
+    for k in rng.choice(len(inside), size=int(rng.integers(4, 10)), replace=False):
+        cx, cy = inside[k]
+        r = thickness_px * rng.uniform(0.5, 0.9)
+        out |= (((xx - cx) ** 2 + (yy - cy) ** 2) <= (thickness_px / 2 + r) ** 2) & side
+    for _ in range(int(rng.integers(p.n_blobs[0], p.n_blobs[1] + 1))):
+        r = rng.uniform(3, 10) * size / 256
+        cx, cy = rng.uniform(0, size, 2)
+        ax, ay = r * rng.uniform(0.6, 1.4, 2)
+        out |= ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1
+    return out & (dist > thickness_px / 2 + 1)
+
+
+def _membranes(rng, size: int, n: int, keep_out: np.ndarray) -> np.ndarray:
+    pix = np.stack(np.mgrid[0:size, 0:size][::-1], axis=-1).reshape(-1, 2).astype(float)
+    out = np.zeros((size, size), bool)
+    for _ in range(n):
+        d, _ = _distance(_centerline(rng, size), pix, size)
+        out |= d <= rng.uniform(0.8, 1.6)
+    return out & ~keep_out
+
+
+def render(
+    rng: np.random.Generator, p: SynthParams, domain: str = "target"
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One (image uint8, structure {0,1}, thickness_px) triple of ``domain``."""
+    look, size = LOOKS[domain], p.size
     thickness_px = float(rng.uniform(*p.thickness_nm)) / p.pixel_size_nm
     line = _centerline(rng, size)
     yy, xx = np.mgrid[0:size, 0:size]
     pix = np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float64)
-    dist, idx = cKDTree(line).query(pix)
-    dist = dist.reshape(size, size)
+    dist, idx = _distance(line, pix, size)
     # which side of the curve each pixel lies on (sign of the cross product with the tangent)
     tangent = np.gradient(line, axis=0)[idx]
     rel = pix - line[idx]
@@ -81,44 +115,61 @@ def render(rng: np.random.Generator, p: SynthParams) -> tuple[np.ndarray, np.nda
 
     img = np.where(side, look.sides[0], look.sides[1]).astype(np.float64)
     img += look.texture * _texture(rng, size, look.texture_sigma)
+    clutter = _clutter(rng, size, dist, side, thickness_px, p, line)
+    clutter |= _membranes(rng, size, look.lines, dist <= thickness_px / 2 + 2)
+    img[clutter] = look.clutter + 0.5 * look.texture * _texture(rng, size, 1.0)[clutter]
     img[ribbon] = look.ribbon + 0.5 * look.texture * _texture(rng, size, 1.0)[ribbon]
-    n_blobs = int(rng.integers(p.n_blobs[0], p.n_blobs[1] + 1))
-    for _ in range(n_blobs):
-        r = rng.uniform(3, 10) * size / 256
-        for _attempt in range(20):
-            cx, cy = rng.uniform(0, size, 2)
-            if dist[int(cy), int(cx)] > thickness_px / 2 + 2 * r + 3:
-                break
-        ax, ay = r * rng.uniform(0.6, 1.4, 2)
-        blob = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1
-        img[blob & ~ribbon] = look.blob
     img = ndimage.gaussian_filter(img, look.blur)
-    img += rng.normal(0, p.noise_std, img.shape)
+    img += rng.normal(0, p.noise_std * look.noise, img.shape)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), ribbon.astype(np.uint8), thickness_px
 
 
-def run(p: SynthParams, out: str | Path, positive: str) -> dict:
-    """Write ``p.n_images`` image/mask pairs and ``meta.json`` under ``out`` (atomically)."""
+def write_set(
+    p: SynthParams, out: str | Path, positive: str, domain: str, n: int, n_test: int = 0
+) -> dict:
+    """``n`` pairs of ``domain`` (plus ``n_test`` in ``test/``) and ``meta.json`` under ``out``,
+    atomically; each image's seed derives from synth.seed and the domain."""
     out = Path(out)
-    seeds = np.random.SeedSequence(p.seed).spawn(p.n_images)
+    stream = 0 if domain == "source" else 1
+    seeds = np.random.SeedSequence([p.seed, stream]).spawn(n + n_test)
     meta: dict = {
         "generator": "gbmseg synth",
-        "domain": p.domain,
+        "domain": domain,
         "pixel_size_nm": p.pixel_size_nm,
         "positive": positive,
         "images": {},
     }
     with atomic_dir(out) as tmp:
         for i, seed in enumerate(seeds):
-            name = f"{p.domain[:3]}_{i:03d}.png"
-            img, structure, t_px = render(np.random.default_rng(seed), p)
-            write_png(tmp / "images" / name, img)
-            write_png(tmp / "masks" / name, binary_to_mask(structure, positive))
+            name = f"{domain[:3]}_{i:03d}.png"
+            folder = tmp if i < n else tmp / "test"
+            img, structure, t_px = render(np.random.default_rng(seed), p, domain)
+            write_png(folder / "images" / name, img)
+            write_png(folder / "masks" / name, binary_to_mask(structure, positive))
             meta["images"][name] = {
+                "test": i >= n,
                 "thickness_px": round(t_px, 4),
                 "thickness_nm": round(t_px * p.pixel_size_nm, 2),
                 "positive_fraction": round(float(structure.mean()), 5),
             }
         write_json(tmp / "meta.json", meta)
-    log.info("synth: wrote %d %s-domain pairs to %s", p.n_images, p.domain, out)
+    log.info("synth: wrote %d %s-domain pairs (+%d test) to %s", n, domain, n_test, out)
     return meta
+
+
+def run(
+    p: SynthParams,
+    source: str | Path | None,
+    target: str | Path,
+    source_positive: str = "black",
+    target_positive: str = "black",
+) -> dict:
+    """The demo's two sets: a source domain to pretrain on and the lab-like target."""
+    out = {
+        "target": write_set(
+            p, target, target_positive, "target", p.target_images, p.target_test_images
+        )
+    }
+    if source is not None and p.source_images:
+        out["source"] = write_set(p, source, source_positive, "source", p.source_images)
+    return out

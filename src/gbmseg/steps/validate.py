@@ -18,6 +18,7 @@ from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_json
 from gbmseg.data.io import DataError, read_image, write_png
 from gbmseg.data.preview import grid, overlay, thumbnail
 from gbmseg.data.table import as_records, build_table, load_structure
+from gbmseg.runlog import RunLog, numbers
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def _expectations(p: ValidateParams) -> list:
         e.ExpectColumnValuesToBeInSet(column="mask_binary", value_set=[True]),
         e.ExpectColumnValuesToBeBetween(column="positive_fraction", min_value=lo, max_value=hi),
         e.ExpectColumnValuesToBeUnique(column="sha256"),
+        e.ExpectColumnValuesToBeUnique(column="name"),
     ]
 
 
@@ -87,7 +89,10 @@ def check(df: pd.DataFrame, p: ValidateParams) -> tuple[bool, list[str], dict, P
         cfg = r.expectation_config
         col = cfg.kwargs.get("column")
         if col is None:
-            problems.append(f"(dataset): {cfg.type}: observed {r.result.get('observed_value')}")
+            problems.append(
+                f"(dataset): {r.result.get('observed_value')} labelled image(s), fewer than "
+                f"validate.min_images = {p.min_images}; add images or lower validate.min_images"
+            )
             continue
         for hit in r.result.get("unexpected_index_list") or []:
             row = by_name.loc[hit["name"]]
@@ -98,7 +103,9 @@ def check(df: pd.DataFrame, p: ValidateParams) -> tuple[bool, list[str], dict, P
                 path = row["mask"] or row["image"]
             detail = f" ({row['error']})" if row["error"] else ""
             if col == "positive_fraction" and hit[col] > p.positive_fraction[1]:
-                detail = " (the mask looks inverted: check data.positive, black or white)"
+                detail = " (the mask looks inverted: check the set's positive, black or white)"
+            if col == "name":
+                detail = " (the same name in the set's folders: rename one)"
             found = hit[col].item() if hasattr(hit[col], "item") else hit[col]
             problems.append(f"{path}: {cfg.type}({col}): found {found!r}{detail}")
     return (
@@ -109,7 +116,14 @@ def check(df: pd.DataFrame, p: ValidateParams) -> tuple[bool, list[str], dict, P
     )
 
 
-def run(p: ValidateParams, raw: str | Path, out: str | Path, positive: str) -> dict:
+def run(
+    p: ValidateParams,
+    raw: str | Path,
+    out: str | Path,
+    positive: str | dict[str, str],
+    logger: RunLog | None = None,
+) -> dict:
+    """Check the set at ``raw`` (and its ``test/`` folder); write the normalised set."""
     raw, out = Path(raw), Path(out)
     rows = build_table(raw, positive, p.labels)
     df = pd.DataFrame(as_records(rows))
@@ -124,7 +138,7 @@ def run(p: ValidateParams, raw: str | Path, out: str | Path, positive: str) -> d
         for row in rows:
             name = f"{row.name}.png"
             img = read_image(row.image)
-            structure = load_structure(Path(row.mask), positive, p.labels, img.shape)
+            structure = load_structure(Path(row.mask), row.positive, p.labels, img.shape)
             write_png(tmp / "images" / name, img)
             write_png(tmp / "masks" / name, structure)
             if len(sheet) < 16:
@@ -133,8 +147,11 @@ def run(p: ValidateParams, raw: str | Path, out: str | Path, positive: str) -> d
                 "image_sha256": sha256_file(tmp / "images" / name),
                 "mask_sha256": sha256_file(tmp / "masks" / name),
                 "source_image_sha256": row.sha256,
+                "pixels_sha256": row.pixels_sha256,
                 "positive_fraction": round(row.positive_fraction, 6),
                 "size": [row.height, row.width],
+                "folder": row.folder,
+                "test_only": row.test_only,
             }
         if (raw / "meta.json").is_file():
             shutil.copyfile(raw / "meta.json", tmp / "source_meta.json")
@@ -147,9 +164,13 @@ def run(p: ValidateParams, raw: str | Path, out: str | Path, positive: str) -> d
         )
     summary = {
         "images": len(rows),
+        "test_only_images": sum(r.test_only for r in rows),
         "positive_fraction_mean": round(float(df["positive_fraction"].mean()), 6),
         "expectations": len(gx_result["results"]),
     }
+    if logger:
+        logger.metrics(numbers(summary))
+        logger.artifact(out / "table.csv", "validate")
     log.info(
         "validate: %d pairs passed %d expectations -> %s", len(rows), summary["expectations"], out
     )

@@ -23,14 +23,7 @@ import numpy as np
 import torch
 
 from gbmseg.config import AutoParams
-
-BINS = 32
-
-
-def histogram(images: np.ndarray) -> np.ndarray:
-    """Normalised intensity histogram of uint8 images (any shape)."""
-    h = np.bincount((np.asarray(images, np.uint8).ravel() >> 3), minlength=BINS).astype(float)
-    return h / max(1.0, h.sum())
+from gbmseg.data.stats import histogram
 
 
 def js_distance(p: np.ndarray, q: np.ndarray) -> float:

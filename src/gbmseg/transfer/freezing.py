@@ -11,13 +11,7 @@ auto:    one of the above, chosen by gbmseg.transfer.auto from size and similari
 
 from __future__ import annotations
 
-import logging
-
-import torch
-
 from gbmseg.model.unet import UNet
-
-log = logging.getLogger(__name__)
 
 STRATEGIES = ("head", "decoder", "shallow", "full")
 
@@ -34,20 +28,6 @@ def frozen_parts(model: UNet, strategy: str, shallow_levels: int = 1) -> list[st
     if strategy == "full":
         return []
     raise ValueError(f"unknown fine-tuning strategy {strategy!r}; choose one of {STRATEGIES}")
-
-
-def fit_head(model: UNet, out_channels: int) -> bool:
-    """Re-initialise the 1x1 output convolution when the target needs another channel count."""
-    if model.head.out_channels == out_channels:
-        return False
-    log.warning(
-        "pretrained head has %d output channel(s), the target %d: head re-initialised",
-        model.head.out_channels,
-        out_channels,
-    )
-    model.head = torch.nn.Conv2d(model.head.in_channels, out_channels, 1)
-    model.cfg = type(model.cfg)(**{**model.cfg.to_dict(), "out_channels": out_channels})
-    return True
 
 
 def apply(

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from gbmseg.cli import command
+from gbmseg.cli.base import command
 from gbmseg.config import ConfigError, Params
 
 log = logging.getLogger("gbmseg")
@@ -16,16 +16,23 @@ PACKAGE = Path("pipelines/gbmseg_pipeline.yaml")
 def _kfp_arguments(sp: argparse.ArgumentParser) -> None:
     sp.epilog = (
         "examples:\n"
-        "  gbmseg storage push data/raw s3://gbmseg-data/raw   # stage the data first\n"
+        "  gbmseg storage push data/raw/target s3://gbmseg-data/target   # stage the data first\n"
         "  gbmseg kfp submit --dry-run        # show what would be sent\n"
         "  gbmseg kfp submit --run-name try-1\n"
-        "  gbmseg kfp schedule                # cron kfp.cron, max concurrency 1, no catch-up"
+        "  gbmseg kfp schedule --pretrained models:/gbmseg-unet@champion\n"
+        "                                     # weekly: fine-tune the champion on the latest labels"
     )
     sp.add_argument("action", choices=["submit", "schedule"])
     sp.add_argument(
         "--package", type=Path, default=PACKAGE, help="compiled pipeline (default: %(default)s)"
     )
-    sp.add_argument("--raw-uri", help="data to import (default: kfp.raw_uri)")
+    sp.add_argument("--source-uri", help="source set to import (default: kfp.source_uri)")
+    sp.add_argument("--target-uri", help="target set to import (default: kfp.target_uri)")
+    sp.add_argument(
+        "--pretrained",
+        help="start from this model instead of pretraining (e.g. models:/gbmseg-unet@champion;"
+        " default: finetune.pretrained when it is a registry model, else pretrain on the source)",
+    )
     sp.add_argument("--run-name", default="gbmseg", help="run or recurring-run name")
     sp.add_argument("--dry-run", action="store_true", help="print the arguments, contact no server")
 
@@ -41,13 +48,17 @@ def _kfp(args, params: Params) -> dict:
     if not args.package.is_file():
         raise ConfigError(f"{args.package}: no compiled pipeline; run `make pipeline`")
     tree = params.model_dump(mode="json", by_alias=True)
-    sent = kfp_client.arguments(tree, params.kfp, args.raw_uri)
+    sent = kfp_client.arguments(tree, params, args.source_uri, args.target_uri, args.pretrained)
     if args.dry_run:
         return {"action": args.action, "arguments": sent, "cron": params.kfp.cron}
     client = kfp_client.connect(params.kfp)
     if args.action == "submit":
         run_id = kfp_client.submit(client, params.kfp, args.package, sent, args.run_name)
-        return {"run_id": run_id, "data_version": sent["data_version"]}
+        return {
+            "run_id": run_id,
+            "data_version": sent["data_version"],
+            "next": "watch it in the KFP UI",
+        }
     job = kfp_client.schedule(client, params.kfp, args.package, sent, args.run_name)
     return {"recurring_run_id": job, "cron": params.kfp.cron}
 

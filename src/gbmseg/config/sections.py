@@ -1,23 +1,10 @@
-"""Typed view of params.yaml: one pydantic model per section, unknown keys rejected.
-
-``load(path, overrides)`` is the only place that reads params.yaml; steps receive the
-section they need as a plain model.  Overrides use the ``dvc exp run -S`` syntax
-(``section.key=value``, the value parsed as YAML).
-"""
+"""One pydantic model per params.yaml section (and sub-section); unknown keys are rejected."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-
-class ConfigError(ValueError):
-    """params.yaml (or an override) is missing, malformed or names an unknown key."""
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
@@ -25,11 +12,15 @@ class Section(BaseModel):
 
 
 Range = tuple[float, float]
+Colour = Literal["black", "white"]
+Strategy = Literal["head", "decoder", "shallow", "full"]
 
 
-class DataParams(Section):
-    raw: str
-    positive: Literal["black", "white"]
+class LabelledSet(Section):
+    raw: str = Field(description="images/ + masks/ (or labelme JSON); <raw>/test/ = test only")
+    positive: Colour | dict[str, Colour] = Field(
+        description="structure colour in the masks; per sub-folder for a folder of sets"
+    )
 
 
 class TrackingParams(Section):
@@ -40,17 +31,18 @@ class TrackingParams(Section):
 
 class SynthParams(Section):
     seed: int
-    n_images: int = Field(ge=1)
+    source_images: int = Field(ge=0, description="source-domain pairs (pretraining set)")
+    target_images: int = Field(ge=1, description="target-domain pairs the lab labelled")
+    target_test_images: int = Field(ge=0, description="target pairs in <target>/test/")
     size: int = Field(ge=32)
     pixel_size_nm: float = Field(gt=0)
     thickness_nm: Range
     n_blobs: tuple[int, int]
     noise_std: float = Field(ge=0)
-    domain: Literal["target", "source"]
 
 
 class ValidateParams(Section):
-    out: str
+    out: str = Field(description="base folder: <out>/<set>/")
     min_images: int = Field(ge=1)
     positive_fraction: Range
     labels: list[str]
@@ -86,8 +78,13 @@ class Lens(Transform):
     distort_limit: float
 
 
+class Elastic(Transform):
+    alpha: float = Field(ge=0, description="displacement scale (pixels)")
+    sigma: float = Field(gt=0, description="smoothness of the displacement field (pixels)")
+
+
 class AugmentParams(Section):
-    out: str
+    out: str = Field(description="base folder: <out>/<set>/")
     copies: int = Field(ge=0)
     seed: int
     color_jitter: ColorJitter
@@ -97,15 +94,16 @@ class AugmentParams(Section):
     hflip: Transform
     stretch: Stretch
     lens: Lens
+    elastic: Elastic
 
 
 class PackParams(Section):
-    out: str
+    out: str = Field(description="base folder: <out>/<set>/")
+    splits: str = Field(description="folder of the committed split files <splits>/<set>.csv")
     tile: int = Field(ge=16)
     stride: int = Field(ge=1)
     val_fraction: float = Field(ge=0, lt=1)
     test_fraction: float = Field(ge=0, lt=1)
-    seed: int
 
     @model_validator(mode="after")
     def _fractions(self) -> PackParams:
@@ -123,9 +121,10 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
-    out: str
-    metrics: str
-    history: str
+    out: str = Field(description="base folder: <out>/<set>/model.pt")
+    metrics: str = Field(description="base folder: <metrics>/<set>.json")
+    history: str = Field(description="base folder: <history>/<set>.csv")
+    checkpoints: str = Field(description="last.pt/best.pt while training, for --resume")
     model: ModelParams
     device: Literal["auto", "cpu", "cuda"]
     amp: Literal["auto", "fp32", "bf16", "fp16"]
@@ -145,7 +144,6 @@ class TrainParams(Section):
     patience: int = Field(ge=1)
     max_minutes: float = Field(ge=0, description="0: no time budget")
     seed: int
-    num_workers: int = Field(ge=0)
     augment_online: bool = Field(description="apply the augment section's transforms per batch")
     gpus: int = Field(ge=1, description="GPUs per Kubeflow train task; > 1 runs under torchrun")
 
@@ -156,29 +154,35 @@ class AutoParams(Section):
         gt=0, description="BatchNorm-statistics shift: above = different"
     )
     histogram_distance: float = Field(gt=0, description="intensity JS distance: above = different")
-    similar_small: Literal["head", "decoder", "shallow", "full"]
-    different_small: Literal["head", "decoder", "shallow", "full"]
-    similar_large: Literal["head", "decoder", "shallow", "full"]
-    different_large: Literal["head", "decoder", "shallow", "full"]
+    similar_small: Strategy
+    different_small: Strategy
+    similar_large: Strategy
+    different_large: Strategy
 
 
 class FinetuneParams(Section):
+    target: str = Field(description="the set fine-tuned on and tested on (a key of `sets`)")
+    pretrained: str = Field(
+        description="models/train/<set> (pretrained here), a model folder, or models:/NAME@ALIAS"
+    )
     out: str
     metrics: str
     history: str
-    pretrained: str = Field(description="model folder, model.pt or models:/NAME@ALIAS")
     strategy: Literal["head", "decoder", "shallow", "full", "auto"]
     shallow_levels: int = Field(ge=1)
     encoder_lr_scale: float = Field(gt=0, le=1, description="lr factor of trainable encoder levels")
-    out_channels: int = Field(
-        ge=1, description="a pretrained head of another size is re-initialised"
-    )
     epochs: int = Field(ge=1)
     lr: float = Field(gt=0)
     auto: AutoParams
 
 
+class ResolveParams(Section):
+    out: str = Field(description="the starting model of finetune, as a local folder")
+
+
 class EvaluateParams(Section):
+    model: str = Field(description="the model scored on the target's test images")
+    baseline: str = Field(description="scored beside it on the same images ('' = none)")
     out: str
     metrics: str
     threshold: float = Field(gt=0, lt=1)
@@ -212,6 +216,12 @@ class RegisterParams(Section):
     confidence: float = Field(gt=0.5, lt=1)
     bootstrap: int = Field(ge=100)
     seed: int
+    min_test_images: int = Field(
+        ge=1, description="fewer usable test images: registered, but the champion stays"
+    )
+    replace_broken_champion: bool = Field(
+        description="promote over a champion that cannot be loaded (default: keep it)"
+    )
     lock: str = Field(description="'' = derived from a local store; postgresql:// URI or path")
 
 
@@ -225,92 +235,11 @@ class KfpParams(Section):
     host: str = Field(description="KFP API endpoint; '' = in-cluster / KF_PIPELINES_ENDPOINT")
     namespace: str
     experiment: str
-    raw_uri: str = Field(description="where the pipeline imports data.raw from (s3://...)")
+    source_uri: str = Field(description="where the pipeline imports the source set (s3://...)")
+    target_uri: str = Field(description="where the pipeline imports the target set (s3://...)")
     cron: str = Field(description="6-field cron (seconds first) of `gbmseg kfp schedule`")
     max_concurrency: int = Field(ge=1)
     gpu_pool: GpuPool
     secrets: dict[str, list[str]] = Field(description="Secret name -> keys exposed as env")
     cpu_request: str
     memory_request: str
-
-
-_ALIASED = ("validate", "register")  # names that clash with BaseModel attributes
-
-
-class Params(Section):
-    data: DataParams
-    tracking: TrackingParams
-    synth: SynthParams
-    validate_: ValidateParams = Field(alias="validate")
-    augment: AugmentParams
-    pack: PackParams
-    train: TrainParams
-    finetune: FinetuneParams
-    evaluate: EvaluateParams
-    register_: RegisterParams = Field(alias="register")
-    predict: PredictParams
-    measure: MeasureParams
-    kfp: KfpParams
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    def section(self, name: str) -> Section:
-        return getattr(self, f"{name}_" if name in _ALIASED else name)
-
-    def digest(self) -> str:
-        """Stable hash of the effective configuration."""
-        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def apply_override(tree: dict, override: str) -> None:
-    """Apply one ``a.b.c=value`` override (value parsed as YAML) to a nested dict."""
-    key, sep, raw = override.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {override!r} is not of the form section.key=value")
-    parts = key.strip().split(".")
-    node = tree
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"override {override!r}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = yaml.safe_load(raw)
-
-
-def _describe(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid parameters"]
-    for e in err.errors():
-        where = (
-            ".".join(str(p) for p in e["loc"])
-            .replace("validate_", "validate")
-            .replace("register_", "register")
-        )
-        if e["type"] == "extra_forbidden":
-            lines.append(f"  - unknown key '{where}' (check the spelling against params.yaml)")
-        elif e["type"] == "missing":
-            lines.append(f"  - missing key '{where}'")
-        else:
-            lines.append(f"  - '{where}': {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
-
-
-def load(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> Params:
-    """Read params.yaml, apply overrides, validate; raise ConfigError naming bad keys."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"{path}: no such parameters file (run from the project root, or pass --params)"
-        )
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-    for item in overrides:
-        apply_override(tree, item)
-    try:
-        return Params.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, str(path))) from None

@@ -1,0 +1,147 @@
+"""The whole params.yaml as one model, and the paths every set's outputs live under."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ConfigDict, Field, model_validator
+
+from gbmseg.config.sections import (
+    AugmentParams,
+    EvaluateParams,
+    FinetuneParams,
+    KfpParams,
+    LabelledSet,
+    MeasureParams,
+    PackParams,
+    PredictParams,
+    RegisterParams,
+    ResolveParams,
+    Section,
+    SynthParams,
+    TrackingParams,
+    TrainParams,
+    ValidateParams,
+)
+
+_ALIASED = ("validate", "register")  # names that clash with BaseModel attributes
+REGISTRY_SCHEMES = ("models:/", "runs:/")
+
+
+def is_registry_ref(ref: str) -> bool:
+    return ref.startswith(REGISTRY_SCHEMES)
+
+
+@dataclass(frozen=True)
+class SetPaths:
+    """Where one labelled set's outputs go, derived from the section bases."""
+
+    validated: Path
+    augmented: Path
+    packed: Path
+    split_file: Path
+    model: Path
+    metrics: Path
+    history: Path
+    checkpoints: Path
+
+
+class Params(Section):
+    sets: dict[str, LabelledSet] = Field(min_length=1)
+    tracking: TrackingParams
+    synth: SynthParams
+    validate_: ValidateParams = Field(alias="validate")
+    augment: AugmentParams
+    pack: PackParams
+    train: TrainParams
+    resolve: ResolveParams
+    finetune: FinetuneParams
+    evaluate: EvaluateParams
+    register_: RegisterParams = Field(alias="register")
+    predict: PredictParams
+    measure: MeasureParams
+    kfp: KfpParams
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _target_is_a_set(self) -> Params:
+        if self.finetune.target not in self.sets:
+            raise ValueError(
+                f"finetune.target {self.finetune.target!r} is not one of sets: "
+                f"{sorted(self.sets)}; add it under `sets` or name an existing set"
+            )
+        return self
+
+    def section(self, name: str) -> Section:
+        return getattr(self, f"{name}_" if name in _ALIASED else name)
+
+    def paths(self, name: str) -> SetPaths:
+        """The folders and files of set ``name`` (a key of ``sets``)."""
+        if name not in self.sets:
+            raise KeyError(f"no set {name!r} in params.yaml `sets` (known: {sorted(self.sets)})")
+        t = self.train
+        return SetPaths(
+            validated=Path(self.validate_.out) / name,
+            augmented=Path(self.augment.out) / name,
+            packed=Path(self.pack.out) / name,
+            split_file=Path(self.pack.splits) / f"{name}.csv",
+            model=Path(t.out) / name,
+            metrics=Path(t.metrics) / f"{name}.json",
+            history=Path(t.history) / f"{name}.csv",
+            checkpoints=Path(t.checkpoints) / f"train-{name}",
+        )
+
+    @property
+    def target(self) -> LabelledSet:
+        return self.sets[self.finetune.target]
+
+    @property
+    def target_positive(self) -> str:
+        """Mask polarity of the lab's images (predict writes, measure reads, this colour)."""
+        pos = self.target.positive
+        return pos if isinstance(pos, str) else next(iter(pos.values()))
+
+    def pretrained_set(self) -> str | None:
+        """The set whose from-scratch model ``finetune.pretrained`` names, if any."""
+        ref = Path(self.finetune.pretrained)
+        if not is_registry_ref(self.finetune.pretrained) and ref.parent == Path(self.train.out):
+            return ref.name
+        return None
+
+    def unused_sets(self) -> list[str]:
+        """Sets that nothing downstream uses: neither the target nor the pretraining set."""
+        used = {self.finetune.target, self.pretrained_set()}
+        return sorted(set(self.sets) - used)
+
+    def train_params(self, name: str) -> TrainParams:
+        """The train section with set ``name``'s paths; the target's from-scratch baseline
+        gets fine-tuning's epochs, so both are compared at the same training cost."""
+        sp = self.paths(name)
+        update = {"out": str(sp.model), "metrics": str(sp.metrics), "history": str(sp.history)}
+        update["checkpoints"] = str(sp.checkpoints)
+        if name == self.finetune.target:
+            update["epochs"] = self.finetune.epochs
+        return self.train.model_copy(update=update)
+
+    def finetune_train_params(self) -> TrainParams:
+        """Fine-tuning = training plus the finetune section's overrides (nanoGPT's rule)."""
+        f = self.finetune
+        return self.train.model_copy(
+            update={
+                "out": f.out,
+                "metrics": f.metrics,
+                "history": f.history,
+                "checkpoints": str(Path(self.train.checkpoints) / "finetune"),
+                "epochs": f.epochs,
+                "lr": f.lr,
+            }
+        )
+
+    def digest(self) -> str:
+        """Stable hash of the effective configuration."""
+        blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

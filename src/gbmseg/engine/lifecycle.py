@@ -1,0 +1,228 @@
+"""The one training lifecycle of ``train`` and ``finetune``: fit, then (rank 0 alone)
+publish the model folder, metrics and curves, then shut torchrun's process group down.
+
+A published model folder holds ``model.pt`` (weights + the training images' histogram),
+``model_config.json``, ``trained_on.json`` (every image the model saw, by pixel hash: its
+own training and validation images and those of the model it started from) and
+``_meta.json``, plus any extra text files the step passes (e.g. a transfer report).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gbmseg.config import AugmentParams, TrainParams
+from gbmseg.data import plots
+from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
+from gbmseg.data.stats import histogram
+from gbmseg.engine import checkpoint, distributed
+from gbmseg.engine.amp import Precision, resolve
+from gbmseg.engine.data import Batches, load_splits
+from gbmseg.engine.trainer import FitResult, Trainer
+from gbmseg.model.unet import UNet, count_parameters
+from gbmseg.runlog import RunLog, numbers
+from gbmseg.seed import seed_everything
+
+log = logging.getLogger(__name__)
+TRAINED_ON = "trained_on.json"
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    buf = io.StringIO()
+    if history:
+        w = csv.DictWriter(buf, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+    return buf.getvalue()
+
+
+def curves_png(history: list[dict[str, float]]) -> bytes:
+    """Training loss and validation Dice per epoch, one picture."""
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plots.figure(5.5, 3.2)
+    (l1,) = ax.plot(epochs, [h["loss"] for h in history], "o-", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax2 = ax.twinx()
+    (l2,) = ax2.plot(
+        epochs, [h["val_dice"] for h in history], "s-", color="tab:green", label="val Dice"
+    )
+    ax2.set_ylabel("validation Dice")
+    ax2.set_ylim(0, 1)
+    ax2.legend(handles=[l1, l2], loc="center right", fontsize=7)
+    return plots.png(fig)
+
+
+def online_transform(augment: AugmentParams, tile: int, seed: int):
+    """The offline stage's albumentations pipeline as a per-tile training transform."""
+    from gbmseg.data import augmentations
+
+    pipe = augmentations.build(augment, (tile, tile), seed=seed)
+
+    def apply(img, msk):
+        res = pipe(image=img, mask=msk)
+        return res["image"], res["mask"]
+
+    return apply
+
+
+def seen_images(packed: Iterable[str | Path]) -> list[str]:
+    """Pixel hashes of the training and validation images of packed sets."""
+    seen: set[str] = set()
+    for folder in packed:
+        path = Path(folder) / "manifest.json"
+        if path.is_file():
+            splits = json.loads(path.read_text())["splits"]
+            for split in ("train", "val"):
+                seen.update(splits[split].get("pixels_sha256", []))
+    return sorted(seen)
+
+
+def read_trained_on(model_dir: str | Path) -> list[str]:
+    path = Path(model_dir) / TRAINED_ON
+    return json.loads(path.read_text())["pixels_sha256"] if path.is_file() else []
+
+
+def fit(
+    model: UNet,
+    p: TrainParams,
+    packed: list[Path],
+    logger: RunLog | None = None,
+    resume: bool = False,
+    augment: AugmentParams | None = None,
+) -> FitResult:
+    """Train ``model`` in place on the packed sets; it ends holding the best epoch's weights."""
+    ckpt_dir = Path(p.checkpoints)
+    seed_everything(p.seed)
+    d = distributed.from_env()
+    prec = resolve(p.device, p.amp)
+    prec = Precision(distributed.device_for(d, prec.device), prec.dtype)
+    distributed.init(d, prec.device)
+    model.to(prec.device)
+    if p.channels_last:
+        model.to(memory_format=torch.channels_last)
+    xtr, ytr = load_splits(packed, "train")
+    xva, yva = load_splits(packed, "val")
+    transform = None
+    if p.augment_online and augment is not None:
+        transform = online_transform(augment, xtr.shape[-1], p.seed)
+    train = Batches(xtr, ytr, p.batch_size, True, p.seed, d.rank, d.world, transform)
+    val = Batches(xva, yva, p.batch_size, train=False, rank=d.rank, world=d.world)
+    log.info(
+        "training %d params on %d tiles (%s), validating on %d%s",
+        count_parameters(model),
+        len(xtr),
+        prec.describe(),
+        len(xva),
+        "" if len(xva) else " (no validation images: fixed schedule, no early stopping)",
+    )
+    net = distributed.wrap(model, d, prec.device)
+    if p.compile:
+        net = torch.compile(net)
+    hook = logger.metrics if logger and d.is_main else None
+    trainer = Trainer(net, p, prec, ckpt_dir, on_metrics=hook, is_main=d.is_main)
+    last = ckpt_dir / "last.pt"
+    result = trainer.fit(train, val, resume_from=last if resume and last.is_file() else None)
+    distributed.barrier()  # rank 0 has written best.pt
+    model.load_state_dict(checkpoint.load(ckpt_dir / "best.pt")["model"])
+    return result
+
+
+def summary(model: UNet, result: FitResult, extra: dict | None = None) -> dict:
+    """The metrics a training run reports (a budget stop is flagged, not hidden)."""
+    out = {
+        "best_val_dice": None if np.isnan(result.best_val_dice) else round(result.best_val_dice, 5),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped": result.stopped,
+        "cut_short_by_time_budget": result.budget_stop,
+        "logging_fraction": round(result.logging_fraction, 5),  # tracking cost / train time
+        "parameters": count_parameters(model),
+        "img_per_s": round(
+            sum(h["img_per_s"] for h in result.history) / max(1, len(result.history)), 2
+        ),
+    }
+    return {**out, **(extra or {})}
+
+
+def publish(
+    model: UNet,
+    p: TrainParams,
+    result: FitResult,
+    step: str,
+    trained_on: list[str],
+    extra: dict | None = None,
+    files: dict[str, str] | None = None,
+) -> dict:
+    """Write the model folder, metrics JSON and history CSV atomically; return the metrics."""
+    metrics = summary(model, result, extra)
+    with atomic_dir(p.out) as tmp:
+        checkpoint.save(tmp / "model.pt", checkpoint.model_state(model))
+        write_json(tmp / "model_config.json", model.cfg.to_dict())
+        write_json(tmp / TRAINED_ON, {"images": len(trained_on), "pixels_sha256": trained_on})
+        for name, text in (files or {}).items():
+            write_text(tmp / name, text)
+        write_json(tmp / "_meta.json", meta(step, p.model_dump(mode="json")))
+    write_json(p.metrics, metrics)
+    write_text(p.history, history_csv(result.history))
+    return metrics
+
+
+def log_run(logger: RunLog, p: TrainParams, metrics: dict, history: list[dict]) -> None:
+    logger.metrics(numbers(metrics))
+    logger.artifact(p.history, "curves")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "learning_curve.png").write_bytes(curves_png(history))
+        logger.artifact(Path(tmp) / "learning_curve.png", "curves")
+
+
+def train_and_publish(
+    model: UNet,
+    p: TrainParams,
+    packed: list[Path],
+    step: str,
+    trained_on: list[str],
+    logger: RunLog | None = None,
+    resume: bool = False,
+    augment: AugmentParams | None = None,
+    extra: dict | None = None,
+    files: dict[str, str] | None = None,
+) -> dict:
+    """Fit, publish from rank 0 only, shut torchrun down; the step's result."""
+    result = fit(model, p, packed, logger, resume, augment)
+    d = distributed.from_env()
+    if not d.is_main:
+        distributed.shutdown()
+        return {"rank": d.rank, "best_val_dice": result.best_val_dice}
+    model = model.cpu().to(memory_format=torch.contiguous_format)
+    model.set_source_histogram(histogram(load_splits(packed, "train")[0]))
+    metrics = publish(model, p, result, step, trained_on, extra, files)
+    if result.budget_stop:
+        log.warning(
+            "%s: training was cut short by the time budget (train.max_minutes = %s) after %d "
+            "epoch(s); raise or zero train.max_minutes for a full run",
+            step,
+            p.max_minutes,
+            result.epochs_run,
+        )
+    if logger:
+        log_run(logger, p, metrics, result.history)
+    log.info(
+        "%s: best val Dice %s at epoch %d (%s) -> %s",
+        step,
+        metrics["best_val_dice"],
+        result.best_epoch,
+        result.stopped,
+        p.out,
+    )
+    distributed.shutdown()
+    return metrics

@@ -1,0 +1,161 @@
+"""The pipeline's stages as plain functions of the parameters: which step runs on which
+paths.  The CLI (``dvc repro`` runs it) and the Kubeflow components both call these, so
+the mapping from params.yaml to a step's inputs and outputs exists once.
+
+Each stage takes the parsed ``Params``, the set it works on (for per-set stages), the
+tracker's run logger (or None) and returns the step's result, a JSON-able dict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from gbmseg.config import ConfigError, Params, is_registry_ref
+from gbmseg.runlog import RunLog
+
+PER_SET = ("validate", "augment", "pack", "train")
+
+
+def check_sets(params: Params) -> None:
+    """Refuse a set that nothing would use (it would be validated and trained for nothing)."""
+    unused = params.unused_sets()
+    if unused:
+        raise ConfigError(
+            f"sets {unused} are neither finetune.target ({params.finetune.target}) nor the set "
+            f"finetune.pretrained ({params.finetune.pretrained}) was trained on; remove them "
+            "from `sets`, or point finetune.pretrained at models/train/<set>"
+        )
+
+
+def pipeline_group(params: Params) -> str:
+    """Key grouping one pipeline run's stage runs in MLflow: env, else config + data hash."""
+    if env := os.environ.get("GBMSEG_PIPELINE_RUN"):
+        return env
+    data = Path("data.dvc").read_bytes() if Path("data.dvc").is_file() else b""
+    return hashlib.sha256(params.digest().encode() + data).hexdigest()[:16]
+
+
+def data_hash() -> str:
+    import yaml
+
+    path = Path("data.dvc")
+    if not path.is_file():
+        return "untracked"
+    outs = (yaml.safe_load(path.read_text()) or {}).get("outs", [{}])
+    return str(outs[0].get("md5", "unknown"))
+
+
+@contextlib.contextmanager
+def tracked(params: Params, step: str, enabled: bool = True) -> Iterator[RunLog | None]:
+    """The step's MLflow run (nested under the pipeline run), or None when tracking is off
+    or on a non-zero torchrun rank."""
+    if not enabled or int(os.environ.get("RANK", "0")) > 0:
+        yield None
+        return
+    from gbmseg import tracking
+
+    with tracking.stage_run(params.tracking, step, pipeline_group(params)) as run:
+        run.tags({"params_digest": params.digest(), "data_hash": data_hash()})
+        yield run
+
+
+def setup_registry(params: Params, ref: str) -> None:
+    """Point MLflow at the configured store before a registry reference is read."""
+    if is_registry_ref(ref):
+        from gbmseg import tracking
+
+        tracking.setup(params.tracking)
+
+
+def synth(params: Params, logger: RunLog | None = None) -> dict:
+    from gbmseg.steps import synth as step
+
+    src = params.sets.get("source")
+    meta = step.run(
+        params.synth,
+        src.raw if src else None,
+        params.target.raw,
+        src.positive if src and isinstance(src.positive, str) else "black",
+        params.target_positive,
+    )
+    return {name: len(m["images"]) for name, m in meta.items()}
+
+
+def validate(params: Params, name: str, logger: RunLog | None = None) -> dict:
+    from gbmseg.steps import validate as step
+
+    s, out = params.sets[name], params.paths(name).validated
+    return step.run(params.validate_, s.raw, out, s.positive, logger) | {"out": str(out)}
+
+
+def augment(params: Params, name: str, logger: RunLog | None = None) -> dict:
+    from gbmseg.steps import augment as step
+
+    sp = params.paths(name)
+    return step.run(params.augment, sp.validated, sp.augmented, logger)
+
+
+def pack(params: Params, name: str, logger: RunLog | None = None) -> dict:
+    from gbmseg.steps import pack as step
+
+    sp = params.paths(name)
+    res = step.run(params.pack, sp.validated, sp.augmented, sp.packed, sp.split_file, logger)
+    return {f"{s}_images": len(v["sources"]) for s, v in res["splits"].items()} | {
+        f"{s}_tiles": v["tiles"] for s, v in res["splits"].items()
+    }
+
+
+def train(params: Params, name: str, logger: RunLog | None = None, resume: bool = False) -> dict:
+    from gbmseg.steps import train as step
+
+    tp = params.train_params(name)
+    return step.run(tp, params.paths(name).packed, logger, resume, params.augment)
+
+
+def resolve(params: Params, logger: RunLog | None = None) -> dict:
+    from gbmseg.steps import resolve as step
+
+    setup_registry(params, params.finetune.pretrained)
+    return step.run(params.resolve, params.finetune.pretrained, logger)
+
+
+def finetune(params: Params, logger: RunLog | None = None, resume: bool = False) -> dict:
+    from gbmseg.steps import finetune as step
+
+    folder = Path(params.resolve.out)
+    info = folder / "pretrained.json"
+    name = json.loads(info.read_text())["reference"] if info.is_file() else str(folder)
+    packed = params.paths(params.finetune.target).packed
+    tp = params.finetune_train_params()
+    return step.run(params.finetune, tp, folder, packed, logger, resume, params.augment, name)
+
+
+def evaluate(params: Params, logger: RunLog | None = None) -> dict:
+    from gbmseg.steps import evaluate as step
+
+    e, sp = params.evaluate, params.paths(params.finetune.target)
+    return step.run(e, e.model, sp.validated, sp.packed, e.baseline or None, logger)
+
+
+def register(params: Params, logger: RunLog) -> dict:
+    from gbmseg import tracking
+    from gbmseg.data.atomic import git_sha
+    from gbmseg.steps import register as step
+
+    tags = {"git_sha": git_sha(), "params_digest": params.digest(), "data_hash": data_hash()}
+    validated = params.paths(params.finetune.target).validated
+    res = step.run(
+        params.register_,
+        params.tracking,
+        params.evaluate,
+        validated,
+        logger,
+        params.evaluate.model,
+        tags,
+    )
+    return res | {"tracking_uri": tracking.resolve_uri(params.tracking)}
