@@ -25,11 +25,29 @@ def model_arguments(ap, base: int, tile: int = 256) -> None:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
+def cpu_info() -> tuple[str, set[str]]:
+    """The CPU's model name and flags (Linux), else what platform knows."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), set()
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")),
+        platform.machine(),
+    )
+    flags = next(
+        (ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []
+    )
+    return model, set(flags)
+
+
 def machine() -> dict:
+    model, flags = cpu_info()
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": model,
+        "avx512_bf16": "avx512_bf16" in flags,
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -3,7 +3,7 @@ packing chosen images into the train step's arrays, training with the project's 
 and scoring whole images with the project's tiled inference.
 
 Nothing here re-implements a step: packing uses ``gbmseg.steps.pack.tiles``, training
-``gbmseg.steps.train.fit`` and scoring ``gbmseg.inference.predict_proba`` + ``gbmseg.metrics``.
+``gbmseg.engine.lifecycle.fit`` and scoring ``gbmseg.inference.predict_proba`` + ``gbmseg.metrics``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from gbmseg import metrics as M
 from gbmseg.config import AugmentParams, TrainParams
 from gbmseg.data.io import list_images, read_image, read_mask
 from gbmseg.engine.amp import resolve
+from gbmseg.engine.lifecycle import fit
 from gbmseg.inference import predict_proba
 from gbmseg.steps.pack import tiles
-from gbmseg.steps.train import fit
 
 SCORE_KEYS = ("dice", "iou", "pixel_error", "adapted_rand_error")
 
@@ -62,7 +62,8 @@ def pack(
 
 def train(model, p: TrainParams, packed: Path, out: Path, augment: AugmentParams | None):
     """The train step's own fit (checkpoints in ``out.ckpt``), best weights loaded back."""
-    return fit(model, p, packed, out, logger=None, augment=augment)
+    p = p.model_copy(update={"checkpoints": f"{out}.ckpt"})
+    return fit(model, p, [Path(packed)], logger=None, augment=augment)
 
 
 METRICS = {

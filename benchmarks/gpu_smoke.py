@@ -31,12 +31,13 @@ def main() -> None:
                 f"train.out={tmp}/model",
                 f"train.metrics={tmp}/m.json",
                 f"train.history={tmp}/h.csv",
+                f"train.checkpoints={tmp}/ckpt",
                 "train.device=cuda",
                 "train.max_minutes=0",
             ],
         )
         rng = np.random.default_rng(p.synth.seed)
-        pairs = [synth.render(rng, p.synth)[:2] for _ in range(p.synth.n_images)]
+        pairs = [synth.render(rng, p.synth)[:2] for _ in range(p.synth.source_images)]
         tiles = [
             (pack.tiles(a, p.pack.tile, p.pack.stride), pack.tiles(b, p.pack.tile, p.pack.stride))
             for a, b in pairs

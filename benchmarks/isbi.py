@@ -30,8 +30,8 @@ from benchmarks.common import ROOT, SHARED, model_arguments, table, write
 from benchmarks.train_throughput import project
 from gbmseg.config import load
 from gbmseg.engine.data import load_split
+from gbmseg.engine.seed import seed_everything
 from gbmseg.model.unet import build, count_parameters
-from gbmseg.seed import seed_everything
 
 log = logging.getLogger("benchmarks.isbi")
 ANCHOR = {"img_per_s": 0.68, "minutes": 23, "pixel_error": 0.085, "dice": 0.770}

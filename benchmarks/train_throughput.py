@@ -24,10 +24,10 @@ from benchmarks.common import ROOT, table, write
 from gbmseg.config import load
 from gbmseg.engine.amp import resolve
 from gbmseg.engine.data import Batches
+from gbmseg.engine.lifecycle import online_transform
 from gbmseg.engine.trainer import Trainer
 from gbmseg.model.unet import build
 from gbmseg.steps import synth
-from gbmseg.steps.train import online_transform
 
 CLASSIC = {"depth": 4, "base": 64, "norm": "none", "up": "transpose"}
 

@@ -30,6 +30,7 @@ from benchmarks import folders
 from benchmarks.common import ROOT, model_arguments, table, write
 from benchmarks.transfer_report import replace_cells, report
 from gbmseg.config import Params, load
+from gbmseg.data.stats import histogram
 from gbmseg.engine.checkpoint import load_model
 from gbmseg.engine.data import load_split
 from gbmseg.steps import finetune, train
@@ -44,6 +45,7 @@ def params(args: argparse.Namespace, out: Path, epochs: int, extra: list[str] = 
         f"train.out={out}",
         f"train.metrics={out}.metrics.json",
         f"train.history={out}.history.csv",
+        f"train.checkpoints={out}.ckpt",
         f"train.model.base={args.base}",
         f"train.model.depth={args.depth}",
         f"train.batch_size={args.batch}",
@@ -111,8 +113,8 @@ def cell(args, strategy: str, k: int, pool: list[str], test: list[str], pre: Pat
         tp = p.train.model_copy(update={"model": p.train.model.model_copy(update=cfg)})
         res = train.run(tp, packed, augment=p.augment)
     else:
-        ft = p.finetune.model_copy(update={"pretrained": str(pre), "strategy": strategy})
-        res = finetune.run(ft, p.train, packed, augment=p.augment)
+        ft = p.finetune.model_copy(update={"strategy": strategy})
+        res = finetune.run(ft, p.train, pre, packed, augment=p.augment)
     model = load_model(out)
     rows = folders.score(model, args.test, test, args.positive, args.tile, args.device, KEYS)
     report = out / "transfer_report.json"
@@ -130,7 +132,7 @@ def cell(args, strategy: str, k: int, pool: list[str], test: list[str], pre: Pat
 
 def calibrate(args, pre: Path, targets: list[Path]) -> dict:
     model = load_model(pre)
-    hist = model.data_histogram.numpy()
+    hist = model.source_histogram()
     names = folders.names(args.source)
     sets = {"source held-out": (args.source, names[len(names) * 5 // 6 :], "black")}
     for t in targets:
@@ -145,7 +147,7 @@ def calibrate(args, pre: Path, targets: list[Path]) -> dict:
                 shift = auto.feature_shift(model, x)
                 out[f"{label} k={k}"] = {
                     "feature_distance": round(float(np.mean(list(shift.values()))), 4),
-                    "histogram_distance": round(auto.js_distance(hist, auto.histogram(x)), 4),
+                    "histogram_distance": round(auto.js_distance(hist, histogram(x)), 4),
                     "per_layer": {n: round(v, 3) for n, v in shift.items()},
                 }
     return out

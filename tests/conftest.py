@@ -13,13 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GBMSEG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 TINY = [
-    "synth.n_images=8",
+    "synth.source_images=8",
+    "synth.target_images=5",
+    "synth.target_test_images=3",
     "synth.size=64",
-    "validate.min_images=3",
+    "validate.min_images=1",
     "augment.copies=1",
     "pack.tile=64",
     "pack.stride=64",
-    "pack.val_fraction=0.15",
+    "pack.val_fraction=0.2",
     "pack.test_fraction=0.25",
     "train.model.depth=2",
     "train.model.base=4",
@@ -29,6 +31,7 @@ TINY = [
     "train.amp=fp32",
     "finetune.epochs=2",
     "evaluate.tile=64",
+    "register.min_test_images=2",
 ]
 
 
@@ -39,20 +42,28 @@ def params(*overrides: str) -> Params:
 def tiny(tmp: Path, *overrides: str) -> Params:
     """Tiny configuration with every path inside ``tmp``."""
     paths = [
-        f"data.raw={tmp}/raw",
+        f"sets.source.raw={tmp}/raw/source",
+        f"sets.target.raw={tmp}/raw/target",
         f"validate.out={tmp}/validated",
         f"augment.out={tmp}/augmented",
         f"pack.out={tmp}/packed",
-        f"train.out={tmp}/model",
-        f"train.metrics={tmp}/metrics/train.json",
-        f"train.history={tmp}/reports/history.csv",
-        f"finetune.out={tmp}/finetuned",
+        f"pack.splits={tmp}/splits",
+        f"train.out={tmp}/models/train",
+        f"train.metrics={tmp}/metrics/train",
+        f"train.history={tmp}/reports/train",
+        f"train.checkpoints={tmp}/checkpoints",
+        f"resolve.out={tmp}/models/pretrained",
+        f"finetune.out={tmp}/models/finetune",
         f"finetune.metrics={tmp}/metrics/finetune.json",
         f"finetune.history={tmp}/reports/finetune.csv",
-        f"finetune.pretrained={tmp}/model",
+        f"finetune.pretrained={tmp}/models/train/source",
+        f"evaluate.model={tmp}/models/finetune",
+        f"evaluate.baseline={tmp}/models/train/target",
         f"evaluate.out={tmp}/reports/evaluate",
         f"evaluate.metrics={tmp}/metrics/evaluate.json",
         f"register.out={tmp}/reports/register",
+        f"predict.out={tmp}/predictions",
+        f"measure.out={tmp}/reports/measure",
     ]
     return params(*TINY, *paths, *overrides)
 
@@ -64,20 +75,22 @@ def tiny_params(tmp_path: Path) -> Params:
 
 @pytest.fixture
 def synth_data(tiny_params: Params) -> Path:
-    from gbmseg.steps import synth
+    """The tiny target set (images/, masks/, test/, meta.json)."""
+    from gbmseg import stages
 
-    synth.run(tiny_params.synth, tiny_params.data.raw, tiny_params.data.positive)
-    return Path(tiny_params.data.raw)
+    stages.synth(tiny_params)
+    return Path(tiny_params.target.raw)
 
 
-def prepared(p: Params) -> Params:
+def prepared(p: Params, names: tuple[str, ...] = ("target",)) -> Params:
     """Run synth, validate, augment and pack for ``p`` (a tiny configuration); return it."""
-    from gbmseg.steps import augment, pack, synth, validate
+    from gbmseg import stages
 
-    synth.run(p.synth, p.data.raw, p.data.positive)
-    validate.run(p.validate_, p.data.raw, p.validate_.out, p.data.positive)
-    augment.run(p.augment, p.validate_.out, p.augment.out)
-    pack.run(p.pack, p.validate_.out, p.augment.out, p.pack.out)
+    stages.synth(p)
+    for name in names:
+        stages.validate(p, name)
+        stages.augment(p, name)
+        stages.pack(p, name)
     return p
 
 

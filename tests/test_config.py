@@ -19,7 +19,7 @@ def _tree() -> dict:
 
 def test_project_params_load_and_every_section_present():
     p = load(ROOT / "params.yaml")
-    for name in ("data", "synth", "validate", "augment", "pack", "train", "evaluate", "register"):
+    for name in ("sets", "synth", "validate", "augment", "pack", "train", "resolve", "register"):
         assert p.section(name) is not None
     assert p.train.model.depth >= 1
 
@@ -54,11 +54,12 @@ def test_mistyped_value_is_named(tmp_path):
 
 def test_override_like_dvc_exp_run():
     p = load(
-        ROOT / "params.yaml", ["train.epochs=3", "augment.rotate.limit=5", "data.positive=white"]
+        ROOT / "params.yaml",
+        ["train.epochs=3", "augment.rotate.limit=5", "sets.target.positive=white"],
     )
     assert p.train.epochs == 3
     assert p.augment.rotate.limit == 5.0
-    assert p.data.positive == "white"
+    assert p.target_positive == "white"
 
 
 def test_override_of_unknown_key_fails():
@@ -86,3 +87,29 @@ def test_digest_changes_with_params():
     b = load(ROOT / "params.yaml", ["train.lr=0.5"])
     assert a.digest() != b.digest()
     assert a.digest() == load(ROOT / "params.yaml").digest()
+
+
+def test_every_set_gets_its_own_folders_and_the_baseline_the_finetune_budget():
+    p = load(ROOT / "params.yaml", ["train.epochs=40", "finetune.epochs=7"])
+    sp = p.paths("source")
+    assert sp.validated.as_posix() == "data/validated/source"
+    assert sp.packed.as_posix() == "data/packed/source"
+    assert sp.split_file.as_posix() == "splits/source.csv"
+    assert p.train_params("source").epochs == 40 and p.train_params("target").epochs == 7
+    assert p.train_params("target").out == "models/train/target"
+    assert p.finetune_train_params().lr == p.finetune.lr
+    assert p.pretrained_set() == "source" and p.unused_sets() == []
+
+
+def test_target_must_be_a_set():
+    with pytest.raises(ConfigError, match=r"finetune\.target 'lab' is not one of sets"):
+        load(ROOT / "params.yaml", ["finetune.target=lab"])
+
+
+def test_a_set_nothing_uses_is_refused_by_the_train_command():
+    from gbmseg import stages
+
+    p = load(ROOT / "params.yaml", ["finetune.pretrained=models:/gbmseg-unet@champion"])
+    assert p.pretrained_set() is None and p.unused_sets() == ["source"]
+    with pytest.raises(ConfigError, match=r"sets \['source'\] are neither"):
+        stages.check_sets(p)

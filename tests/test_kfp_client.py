@@ -8,8 +8,9 @@ from types import SimpleNamespace
 import pytest
 
 from gbmseg import kfp_client
-from gbmseg.cli import main
+from gbmseg.cli.app import main
 from gbmseg.config import load
+from gbmseg.data import splits
 from gbmseg.kfp_entry import torchrun_command
 from tests.conftest import ROOT
 
@@ -57,48 +58,66 @@ def test_data_version_changes_with_the_data_and_only_with_it(data):
     assert kfp_client.fingerprint(str(data.parent / "copy")) == v2  # content, not location
 
 
-def test_submit_sends_params_yaml_and_data_version(data):
-    p = load(ROOT / "params.yaml")
+def _args(p, data, pretrained=None):
     tree = p.model_dump(mode="json", by_alias=True)
+    return tree, kfp_client.arguments(tree, p, str(data), str(data), pretrained)
+
+
+def test_submit_sends_params_yaml_splits_and_data_version(data):
+    p = load(ROOT / "params.yaml")
+    tree, args = _args(p, data)
     client = RecordingClient()
-    args = kfp_client.arguments(tree, p.kfp, str(data))
     assert kfp_client.submit(client, p.kfp, PACKAGE, args, "try") == "run-1"
     (kind, package, kw) = client.calls[0]
     assert kind == "run" and package == str(PACKAGE)
-    assert kw["arguments"]["params"] == tree and kw["arguments"]["raw_uri"] == str(data)
-    assert kw["arguments"]["data_version"] == kfp_client.fingerprint(str(data))
+    sent = kw["arguments"]
+    assert sent["params"] == tree and sent["target_uri"] == sent["source_uri"] == str(data)
+    assert sent["pretrained"] == ""  # pretrain on the source set, as finetune.pretrained says
+    assert sent["splits"]["target"] == splits.read(ROOT / "splits" / "target.csv")
+    assert len(sent["data_version"]) == 20
     assert kw["experiment_name"] == "gbmseg" and kw["namespace"] == "kubeflow"
     assert kw["enable_caching"] is True
+
+
+def test_a_registry_start_skips_the_source(data):
+    p = load(ROOT / "params.yaml", ["finetune.pretrained=models:/gbmseg-unet@champion"])
+    _, args = _args(p, data)
+    assert args["pretrained"] == "models:/gbmseg-unet@champion" and args["source_uri"] == ""
+    _, forced = _args(load(ROOT / "params.yaml"), data, "models:/m@champion")
+    assert forced["pretrained"] == "models:/m@champion"
 
 
 @pytest.mark.faults  # fault case, listed with tests/faults/
 def test_schedule_is_cron_single_concurrency_no_catchup(data):
     p = load(ROOT / "params.yaml")
     client = RecordingClient()
-    args = kfp_client.arguments(p.model_dump(mode="json", by_alias=True), p.kfp, str(data))
+    _, args = _args(p, data, "models:/gbmseg-unet@champion")
     assert kfp_client.schedule(client, p.kfp, PACKAGE, args, "weekly") == "rr-1"
     assert client.calls[0][0] == "experiment"  # created when missing
     kw = client.calls[1][2]
     assert kw["cron_expression"] == p.kfp.cron == "0 0 3 * * 1"
     assert kw["max_concurrency"] == 1
     assert kw["no_catchup"] is True  # missed slots are never backfilled
-    assert kw["enable_caching"] is False  # a schedule re-reads raw_uri: no stale cache
+    assert kw["enable_caching"] is False  # a schedule re-reads the data: no stale cache
     assert kw["experiment_id"] == "exp-1" and kw["pipeline_package_path"] == str(PACKAGE)
+    assert kw["params"]["pretrained"] == "models:/gbmseg-unet@champion"
 
 
 def test_cli_dry_run_and_missing_package(data, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    assert main(["kfp", "submit", "--dry-run", "--raw-uri", str(data)]) == 0
+    uris = ["--source-uri", str(data), "--target-uri", str(data)]
+    assert main(["kfp", "submit", "--dry-run", *uris]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["arguments"]["data_version"] == kfp_client.fingerprint(str(data))
-    assert main(["kfp", "schedule", "--package", "nope.yaml", "--raw-uri", str(data)]) == 2
+    assert len(out["arguments"]["data_version"]) == 20
+    assert main(["kfp", "schedule", "--package", "nope.yaml", *uris]) == 2
 
 
 def test_cli_submit_uses_the_client(data, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     client = RecordingClient()
     monkeypatch.setattr(kfp_client, "connect", lambda kp: client)
-    assert main(["kfp", "submit", "--raw-uri", str(data), "--run-name", "r"]) == 0
+    uris = ["--source-uri", str(data), "--target-uri", str(data)]
+    assert main(["kfp", "submit", *uris, "--run-name", "r"]) == 0
     assert json.loads(capsys.readouterr().out)["run_id"] == "run-1"
     assert client.calls[0][2]["run_name"] == "r"
 

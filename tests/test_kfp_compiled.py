@@ -40,7 +40,7 @@ def test_gpu_tasks_get_the_pool_and_every_task_the_secrets():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["kfp"]
     spec = _spec()
     platform = _platform()
-    for gpu_task in ("exec-train", "exec-finetune"):
+    for gpu_task in ("exec-train", "exec-train-2", "exec-finetune", "exec-finetune-2"):
         cfg = platform[gpu_task]
         assert cfg["nodeSelector"]["labels"] == params["gpu_pool"]["node_selector"]
         assert cfg["tolerations"][0]["key"] == "nvidia.com/gpu"
@@ -62,20 +62,21 @@ def test_changed_data_changes_the_validate_cache_key():
     task = spec["root"]["dag"]["tasks"]["validate"]
     src = task["inputs"]["parameters"]["data_version"]
     assert src["componentInputParameter"] == "data_version"
+    branch = spec["components"]["comp-condition-2"]["dag"]["tasks"]["validate-2"]
+    assert branch["inputs"]["parameters"]["data_version"]["componentInputParameter"] == (
+        "pipelinechannel--data_version"
+    )
 
 
 def test_stage_equals_subcommand_equals_component_equals_section():
     from kfp.dsl.base_component import BaseComponent
 
     from components import gbmseg_components
-    from gbmseg.cli import COMMANDS
+    from gbmseg.cli.app import COMMANDS
 
     stages = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
     sections = set(yaml.safe_load((ROOT / "params.yaml").read_text()))
     components = {n for n, v in vars(gbmseg_components).items() if isinstance(v, BaseComponent)}
-    assert (
-        stages
-        == components
-        == {"validate", "augment", "pack", "train", "finetune", "evaluate", "register"}
-    )
+    expected = {"validate", "augment", "pack", "train", "resolve", "finetune", "evaluate"}
+    assert stages == components == expected | {"register"}
     assert stages <= set(COMMANDS) and stages <= sections

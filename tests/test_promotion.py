@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from gbmseg import promotion, tracking
+from gbmseg import promotion, stages, tracking
 from gbmseg.engine import checkpoint
 from gbmseg.model.unet import build
-from gbmseg.steps import evaluate, register, train
+from gbmseg.steps import evaluate, register
 from tests.conftest import prepared, tiny
 
 
@@ -64,34 +64,43 @@ def test_remote_store_needs_an_explicit_lock():
 def world(tmp_path_factory):
     """Tiny data, a trained model and a random (bad) one, each already evaluated."""
     root = tmp_path_factory.mktemp("promo")
-    p = tiny(root, "train.epochs=6", "train.lr=0.01", "synth.n_images=10", "pack.test_fraction=0.4")
-    prepared(p)
-    train.run(p.train, p.pack.out)
+    p = prepared(tiny(root, "train.epochs=6", "train.lr=0.01", "synth.target_test_images=5"))
+    stages.train(p, "target")  # fine-tuning's budget: 2 epochs; good enough to beat random
     good = root / "good"
-    shutil.copytree(p.train.out, good / "model")
+    shutil.copytree(p.train_params("target").out, good / "model")
     bad = root / "bad" / "model"
     bad.mkdir(parents=True)
     torch.manual_seed(1)
-    m = build(p.train.model.model_dump())
-    checkpoint.save(bad / "model.pt", {"model": m.state_dict(), "model_config": m.cfg.to_dict()})
+    checkpoint.save(bad / "model.pt", checkpoint.model_state(build(p.train.model.model_dump())))
     for name in ("good", "bad"):
-        ep = p.evaluate.model_copy(
-            update={"out": str(root / name / "eval"), "metrics": str(root / name / "eval.json")}
-        )
-        evaluate.run(ep, root / name / "model", p.validate_.out, p.pack.out)
+        evaluate.run(_eval_params(root, p, name), root / name / "model", *_target(p))
     return root, p
 
 
-def _register(root, p, name, group="g", lock=""):
-    ep = p.evaluate.model_copy(
+def _target(p):
+    sp = p.paths(p.finetune.target)
+    return sp.validated, sp.packed
+
+
+def _eval_params(root, p, name):
+    return p.evaluate.model_copy(
         update={"out": str(root / name / "eval"), "metrics": str(root / name / "eval.json")}
     )
+
+
+def _register(root, p, name, group="g", lock=""):
     rp = p.register_.model_copy(
         update={"out": str(root / name / "reg"), "bootstrap": 500, "lock": lock}
     )
     with tracking.stage_run(p.tracking, "register", group) as run:
         return register.run(
-            rp, p.tracking, ep, root / name / "model", p.validate_.out, run, {"who": name}
+            rp,
+            p.tracking,
+            _eval_params(root, p, name),
+            _target(p)[0],
+            run,
+            root / name / "model",
+            {"who": name},
         )
 
 
@@ -99,7 +108,7 @@ def _register_in_process(uri, lock, root, name, out_q):
     import os
 
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    p = tiny(root, "synth.n_images=10", "pack.test_fraction=0.4")
+    p = tiny(root, "synth.target_test_images=5")
     res = _register(root, p, name, group=f"race-{os.getpid()}", lock=lock)
     out_q.put((res["version"], res["decision"]["promote"]))
 
@@ -136,15 +145,20 @@ def test_better_promoted_worse_refused_and_races_serialised(world, registry, mon
     assert better["decision"]["challenger_dice"] > better["decision"]["champion_dice"] + 0.2
     assert tracking.alias_version(name, "champion") == "2"
 
-    worse = reg(root, p, "bad")
+    worse = reg(root, p, "bad")  # the same weights again: version 1 is reused, not copied
+    assert worse["version"] == "1"
     assert not worse["decision"]["promote"] and worse["alias"] == "challenger"
     assert tracking.alias_version(name, "champion") == "2"
-    assert tracking.alias_version(name, "challenger") == "3"
+    assert tracking.alias_version(name, "challenger") == "1"
     saved = json.loads((root / "bad" / "reg" / "registration.json").read_text())
     assert saved["decision"]["promote"] is False and "not promoted" in saved["decision"]["reason"]
 
-    # demote to the bad model, then race two equally good candidates: only one may win
+    # demote to the bad model, then race two registrations of a better candidate: only one
+    # promotion may win (the loser finds the champion already replaced)
     tracking.set_alias(name, "champion", "1")
+    from mlflow import MlflowClient
+
+    MlflowClient().delete_model_version(name, "2")  # so the racers register it afresh
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [

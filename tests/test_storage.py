@@ -119,8 +119,8 @@ def test_mlflow_artifacts_land_in_the_bucket_and_load_back(s3, tmp_path, monkeyp
     from gbmseg import tracking
     from gbmseg.config import TrackingParams
     from gbmseg.engine import checkpoint
-    from gbmseg.engine.checkpoint import load_model_ref
     from gbmseg.model.unet import build
+    from gbmseg.tracking import load_model_ref
     from tests.servers import mlflow_server
 
     server_env = {**S3_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": s3}
@@ -134,10 +134,10 @@ def test_mlflow_artifacts_land_in_the_bucket_and_load_back(s3, tmp_path, monkeyp
         tp = TrackingParams(uri="", experiment="s3", model_name="s3-unet")
         torch.manual_seed(0)
         model = build({"depth": 2, "base": 4})
-        weights = tmp_path / "model.pt"
-        checkpoint.save(weights, {"model": model.state_dict(), "model_config": model.cfg.to_dict()})
+        folder = tmp_path / "model"
+        checkpoint.save(folder / "model.pt", checkpoint.model_state(model))
         with tracking.stage_run(tp, "register", "s3-test") as run:
-            uri = run.log_model(weights, np.zeros((1, 1, 16, 16), np.float32))
+            uri = run.log_model(folder, np.zeros((1, 1, 16, 16), np.float32))
             version = tracking.register_version(tp, uri, {})
         keys = storage.list_keys("s3://gbmseg-mlflow/artifacts")
         assert any(k.endswith("/MLmodel") for k in keys), keys

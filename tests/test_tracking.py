@@ -23,7 +23,7 @@ def _model_dir(path):
     torch.manual_seed(0)
     m = build({"depth": 2, "base": 4})
     path.mkdir(parents=True)
-    checkpoint.save(path / "model.pt", {"model": m.state_dict(), "model_config": m.cfg.to_dict()})
+    checkpoint.save(path / "model.pt", checkpoint.model_state(m))
     return path
 
 
@@ -33,7 +33,7 @@ def test_logged_model_loads_predicts_and_resolves_by_alias(store):
     _model_dir(store / "model")
     example = np.zeros((1, 1, 64, 64), np.float32)
     with tracking.stage_run(p.tracking, "register", "g1") as run:
-        uri = run.log_model(store / "model" / "model.pt", example)
+        uri = run.log_model(store / "model", example)
     version = tracking.register_version(p.tracking, uri, {"git_sha": "abc"})
     tracking.set_alias(p.tracking.model_name, "champion", version)
     assert tracking.alias_version(p.tracking.model_name, "champion") == version == "1"
@@ -50,7 +50,7 @@ def test_logged_model_loads_predicts_and_resolves_by_alias(store):
     sub = model.predict(np.ascontiguousarray(x[:1, :, :40, :40]))
     assert np.allclose(sub, ref, atol=1e-4)
     # `gbmseg predict --model models:/gbmseg-unet@champion` resolves the same weights
-    resolved = checkpoint.load_model_ref(f"models:/{p.tracking.model_name}@champion")
+    resolved = tracking.load_model_ref(f"models:/{p.tracking.model_name}@champion")
     for a, b in zip(resolved.state_dict().values(), net.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     # no pickled network: the model is code (serving.py) + a state_dict
@@ -100,7 +100,7 @@ def test_mlflow_models_serve_answers_on_loopback(store):
     p = tiny(store)
     _model_dir(store / "model")
     with tracking.stage_run(p.tracking, "register", "g-serve") as run:
-        uri = run.log_model(store / "model" / "model.pt", np.zeros((1, 1, 64, 64), np.float32))
+        uri = run.log_model(store / "model", np.zeros((1, 1, 64, 64), np.float32))
     tracking.set_alias(
         p.tracking.model_name, "champion", tracking.register_version(p.tracking, uri, {})
     )

@@ -261,17 +261,11 @@ def downloaded(uri: str) -> Iterator[Path]:
     from mlflow.artifacts import download_artifacts
 
     with tempfile.TemporaryDirectory(prefix="gbmseg-model-") as tmp:
-        local = Path(download_artifacts(artifact_uri=uri, dst_path=tmp))
-        weights = sorted(local.rglob("artifacts/*.pt"))
-        if not weights:
-            raise MlflowException(f"{uri}: no state_dict under artifacts/; logged by gbmseg?")
-        out = Path(tmp) / "gbmseg-model"
-        out.mkdir()
-        weights[0].replace(out / "model.pt")
-        seen = sorted(local.rglob("artifacts/trained_on.json"))
-        if seen:
-            seen[0].replace(out / "trained_on.json")
-        yield out
+        # only the logged files (artifacts/), not the code snapshot beside them
+        local = Path(download_artifacts(artifact_uri=f"{uri.rstrip('/')}/artifacts", dst_path=tmp))
+        if not (local / "model.pt").is_file():
+            raise MlflowException(f"{uri}: no artifacts/model.pt; was it logged by gbmseg?")
+        yield local
 
 
 def load_model_ref(ref: str | Path):

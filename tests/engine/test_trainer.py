@@ -132,7 +132,7 @@ def test_bf16_autocast_is_chosen_on_cpus_with_amx():
 
 
 def test_online_augmentation_uses_the_augment_definition():
-    from gbmseg.steps.train import online_transform
+    from gbmseg.engine.lifecycle import online_transform
 
     x, y = _data(n=4, size=64)
     tf = online_transform(params().augment, 64, seed=0)

@@ -1,5 +1,6 @@
-"""Faults 3-6: bad input files get one clear line naming the file and the problem, exit
-code 2, and the previous good output of the stage is left byte-for-byte as it was."""
+"""Bad input files (truncated image, JPEG mask, size mismatch, empty folders) get one clear
+line naming the file and the problem, exit code 2, and the previous good output of the
+stage is left byte-for-byte as it was."""
 
 import hashlib
 import io
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gbmseg.cli import main
+from gbmseg.cli.app import main
 from gbmseg.steps import synth
 from tests.conftest import tiny
 
@@ -47,10 +48,11 @@ def _size_mismatch(raw: Path) -> str:
 
 
 def _empty(raw: Path) -> str:
+    shutil.rmtree(raw / "test")
     for sub in ("images", "masks"):
         shutil.rmtree(raw / sub)
         (raw / sub).mkdir()
-    return "raw: images/ is empty"
+    return "raw/target: images/ is empty"
 
 
 @pytest.mark.parametrize(
@@ -58,11 +60,11 @@ def _empty(raw: Path) -> str:
 )
 def test_bad_input_is_named_and_nothing_is_lost(fault, tmp_path, caplog):
     p = tiny(tmp_path)
-    synth.run(p.synth, p.data.raw, p.data.positive)
+    synth.run(p.synth, None, p.target.raw)
     args = ["validate", "--no-track", *[a for o in _sets(tmp_path) for a in ("-S", o)]]
     assert main(args) == 0  # a good run first: its output must survive the bad one
     before = _tree_hash(Path(p.validate_.out))
-    expected = fault(Path(p.data.raw))
+    expected = fault(Path(p.target.raw))
     caplog.clear()
     assert main(args) == 2
     errors = " ".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
@@ -74,4 +76,4 @@ def test_bad_input_is_named_and_nothing_is_lost(fault, tmp_path, caplog):
 def _sets(tmp: Path) -> list[str]:
     from tests.conftest import TINY
 
-    return [*TINY, f"data.raw={tmp}/raw", f"validate.out={tmp}/validated"]
+    return [*TINY, f"sets.target.raw={tmp}/raw/target", f"validate.out={tmp}/validated"]

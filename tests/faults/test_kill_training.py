@@ -22,16 +22,19 @@ def _cmd(p, out: Path, *extra: str) -> list[str]:
         *TINY,
         f"pack.out={p.pack.out}",
         f"train.out={out}",
-        f"train.epochs={EPOCHS}",
+        f"finetune.pretrained={out}/source",
+        f"finetune.epochs={EPOCHS}",  # the target's from-scratch run has fine-tuning's budget
         "train.patience=100",
-        f"train.metrics={out}.json",
-        f"train.history={out}.csv",
+        f"train.metrics={out}.metrics",
+        f"train.history={out}.history",
+        f"train.checkpoints={out}.ckpt",
     ]
     return [
         sys.executable,
         "-m",
         "gbmseg",
         "train",
+        "target",
         "--no-track",
         *[a for s in sets for a in ("-S", s)],
         *extra,
@@ -53,7 +56,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     proc = subprocess.Popen(
         _cmd(p, victim), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
-    last = Path(f"{victim}.ckpt") / "last.pt"
+    last = Path(f"{victim}.ckpt") / "train-target" / "last.pt"
     deadline = time.time() + 120
     while time.time() < deadline:
         if last.is_file() and checkpoint.load(last)["epoch"] >= 2:
@@ -64,10 +67,11 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     proc.wait()
     killed_at = checkpoint.load(last)["epoch"]  # loads: never a half-written checkpoint
     assert 2 <= killed_at < EPOCHS - 1
-    assert not (victim / "model.pt").exists()  # nothing published by the killed run
+    assert not (victim / "target" / "model.pt").exists()  # nothing published by the killed run
 
     subprocess.run(_cmd(p, victim, "--resume"), check=True, capture_output=True, env=env)
-    full, resumed = _losses(Path(f"{tmp_path / 'full'}.csv")), _losses(Path(f"{victim}.csv"))
+    full = _losses(Path(f"{tmp_path / 'full'}.history") / "target.csv")
+    resumed = _losses(Path(f"{victim}.history") / "target.csv")
     assert len(resumed) == len(full) == EPOCHS
     assert resumed[-1] == pytest.approx(full[-1], rel=1e-3)
-    assert (victim / "model.pt").is_file()
+    assert (victim / "target" / "model.pt").is_file()

@@ -1,7 +1,7 @@
-"""Faults 8, 9 and 12 against real MLflow stores: the server going away (before a step:
-clear error, nothing run; during a step: metrics buffered, none lost), 8 processes
-registering at once on `mlflow server` + PostgreSQL, and a version whose stored artifact
-is gone being refused before any alias moves."""
+"""Real MLflow stores under fault: the server gone before a step (clear error, nothing run)
+or during one (metrics buffered, none lost), 8 processes registering at once on `mlflow
+server` + PostgreSQL, and a version whose stored artifact vanished refused before any alias
+moves."""
 
 import hashlib
 import multiprocessing as mp
@@ -21,16 +21,16 @@ from gbmseg.errors import TrackingError
 from gbmseg.model.unet import build
 from gbmseg.steps import register
 from tests.servers import free_port, mlflow_server, postgres
-from tests.test_promotion import _register, world  # noqa: F401  (fixture)
+from tests.test_promotion import _eval_params, _register, _target, world  # noqa: F401
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.slow]
 EXAMPLE = np.zeros((1, 1, 16, 16), np.float32)
 
 
-def _weights(path: Path, seed: int) -> Path:
+def _weights(folder: Path, seed: int) -> Path:
     torch.manual_seed(seed)
-    m = build({"depth": 2, "base": 4})
-    return checkpoint.save(path, {"model": m.state_dict(), "model_config": m.cfg.to_dict()})
+    checkpoint.save(folder / "model.pt", checkpoint.model_state(build({"depth": 2, "base": 4})))
+    return folder
 
 
 def test_mlflow_down_before_a_step_fails_clearly_and_loses_nothing(world, tmp_path):  # noqa: F811
@@ -43,7 +43,7 @@ def test_mlflow_down_before_a_step_fails_clearly_and_loses_nothing(world, tmp_pa
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "3",
     }
     sets = [
-        f"train.out={root / 'good' / 'model'}",
+        f"evaluate.model={root / 'good' / 'model'}",
         f"validate.out={p.validate_.out}",
         f"evaluate.out={root / 'good' / 'eval'}",
         f"evaluate.metrics={root / 'good' / 'eval.json'}",
@@ -89,7 +89,7 @@ def _register_one(uri: str, weights: str, q) -> None:
 
 
 def test_eight_concurrent_registrations_each_registered_once(tmp_path):
-    weights = _weights(tmp_path / "model.pt", 0)
+    weights = _weights(tmp_path / "model", 0)
     with postgres() as pg, mlflow_server(pg, tmp_path / "art") as url:
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
@@ -114,9 +114,9 @@ class LosingStore(tracking.RunLogger):
 
     root: Path
 
-    def log_model(self, weights, input_example):
+    def log_model(self, model_dir, input_example):
         before = set(self.root.rglob("model.pt"))
-        uri = super().log_model(weights, input_example)
+        uri = super().log_model(model_dir, input_example)
         for q in set(self.root.rglob("model.pt")) - before:
             q.unlink()
         return uri
@@ -132,15 +132,13 @@ def test_version_with_missing_artifact_is_refused_and_no_alias_moves(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     first = _register(root, p, "good", group="g1")
     assert (first["version"], first["alias"]) == ("1", "champion")
-    ep = p.evaluate.model_copy(
-        update={"out": str(root / "good" / "eval"), "metrics": str(root / "good" / "eval.json")}
-    )
     rp = p.register_.model_copy(update={"out": str(tmp_path / "reg2"), "bootstrap": 200})
     with tracking.stage_run(p.tracking, "register", "g2") as run:
         losing = LosingStore(run.run_id)
         losing.root = tmp_path
         with pytest.raises(TrackingError, match="v2 refused: source artifact missing"):
-            register.run(rp, p.tracking, ep, root / "good" / "model", p.validate_.out, losing)
+            ep = _eval_params(root, p, "bad")
+            register.run(rp, p.tracking, ep, _target(p)[0], losing, root / "bad" / "model")
     assert tracking.alias_version(p.tracking.model_name, "champion") == "1"
     assert tracking.alias_version(p.tracking.model_name, "challenger") != "2"
     from mlflow import MlflowClient

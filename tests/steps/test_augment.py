@@ -74,11 +74,13 @@ def test_stage_writes_copies_preview_and_is_reproducible(synth_data, tiny_params
     p = tiny_params.augment.model_copy(update={"copies": 2})
     res = augment.run(p, tmp_path / "v", tmp_path / "a1")
     augment.run(p, tmp_path / "v", tmp_path / "a2")
-    assert res == {"images": 8, "copies": 16}
+    s = tiny_params.synth  # the test/ folder's images are never augmented
+    assert res == {"images": s.target_images, "copies": 2 * s.target_images}
     assert (tmp_path / "a1" / "preview.png").is_file()
     for f in sorted((tmp_path / "a1" / "masks").iterdir()):
         twin = tmp_path / "a2" / "masks" / f.name
         assert f.read_bytes() == twin.read_bytes()
         assert set(np.unique(read_raw(f))) <= {0, 1}
     manifest = json.loads((tmp_path / "a1" / "manifest.json").read_text())
-    assert len(manifest) == 16 and all(v.endswith(".png") for v in manifest.values())
+    assert len(manifest) == 2 * s.target_images
+    assert all(v.endswith(".png") for v in manifest.values())

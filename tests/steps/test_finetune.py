@@ -1,6 +1,8 @@
 """finetune = train + overrides from a pretrained model; frozen parts stay bit-for-bit fixed,
 BatchNorm running statistics included."""
 
+import json
+
 import pytest
 import torch
 
@@ -23,27 +25,24 @@ def setup(tmp_path_factory):
                 mod.running_mean.uniform_(-0.5, 0.5)
                 mod.running_var.uniform_(0.5, 1.5)
     (root / "pre").mkdir()
-    checkpoint.save(
-        root / "pre" / "model.pt", {"model": m.state_dict(), "model_config": m.cfg.to_dict()}
-    )
+    checkpoint.save(root / "pre" / "model.pt", checkpoint.model_state(m))
     return root, p
 
 
 @pytest.mark.parametrize("strategy", ["head", "decoder", "shallow", "full"])
 def test_strategies_freeze_exactly_their_parts(setup, strategy):
     root, p = setup
-    ft = p.finetune.model_copy(
+    ft = p.finetune.model_copy(update={"strategy": strategy})
+    tp = p.finetune_train_params().model_copy(
         update={
-            "pretrained": str(root / "pre"),
-            "strategy": strategy,
-            "epochs": 2,
             "lr": 0.01,
             "out": str(root / strategy),
             "metrics": str(root / f"{strategy}.json"),
             "history": str(root / f"{strategy}.csv"),
+            "checkpoints": str(root / f"{strategy}.ckpt"),
         }
     )
-    res = finetune.run(ft, p.train, p.pack.out)
+    res = finetune.run(ft, tp, root / "pre", p.paths("target").packed)
     before = checkpoint.load(root / "pre" / "model.pt")["model"]
     after = checkpoint.load(root / strategy / "model.pt")["model"]
     frozen = freezing.frozen_parts(build(p.train.model.model_dump()), strategy, ft.shallow_levels)
@@ -51,10 +50,15 @@ def test_strategies_freeze_exactly_their_parts(setup, strategy):
         same = torch.equal(old, after[key])
         if any(key.startswith(f"{part}.") for part in frozen):
             assert same, f"{strategy}: frozen {key} changed"
-        elif key.endswith(".weight") and "num_batches" not in key:
+        elif key.endswith(".weight"):
             assert not same, f"{strategy}: trainable {key} did not change"
     assert res["strategy"] == strategy and res["epochs_run"] == 2
     assert res["frozen_parameters"] > 0 or strategy == "full"
+    seen = json.loads((root / strategy / "trained_on.json").read_text())
+    manifest = json.loads((p.paths("target").packed / "manifest.json").read_text())["splits"]
+    assert set(seen["pixels_sha256"]) == set(
+        manifest["train"]["pixels_sha256"] + manifest["val"]["pixels_sha256"]
+    )
 
 
 def test_unknown_strategy_and_mismatched_weights(tmp_path):

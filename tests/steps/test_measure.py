@@ -11,8 +11,8 @@ from tests.conftest import params
 
 def test_median_thickness_within_5_percent_of_synth_truth(tmp_path):
     """`gbmseg synth` knows every ribbon's true thickness; measure must recover it."""
-    p = params("synth.n_images=12", "synth.size=256")
-    synth.run(p.synth, tmp_path / "raw", "black")
+    p = params("synth.size=256")
+    synth.write_set(p.synth, tmp_path / "raw", "black", "target", 12)
     truth = json.loads((tmp_path / "raw" / "meta.json").read_text())["images"]
     table = measure.run(
         p.measure, [tmp_path / "raw" / "masks"], tmp_path / "m", "black", p.synth.pixel_size_nm

@@ -3,33 +3,86 @@ import json
 import numpy as np
 import pytest
 
+from gbmseg.data import splits
 from gbmseg.data.atomic import sha256_file
 from gbmseg.data.io import DataError
-from gbmseg.steps import augment, pack, validate
-from tests.conftest import params
+from gbmseg.steps import pack
+from tests.conftest import prepared, tiny
 
 
 @pytest.fixture
-def packed(synth_data, tiny_params, tmp_path):
-    validate.run(tiny_params.validate_, synth_data, tmp_path / "v", "black")
-    augment.run(tiny_params.augment, tmp_path / "v", tmp_path / "a")
-    pack.run(tiny_params.pack, tmp_path / "v", tmp_path / "a", tmp_path / "p")
-    return tmp_path / "p"
+def packed(tmp_path):
+    p = prepared(tiny(tmp_path))
+    return p, p.paths("target")
 
 
-def test_split_is_by_source_image_and_deterministic():
-    p = params().pack
+def test_new_images_get_a_split_from_their_name_and_keep_it():
     names = [f"img_{i:02d}.png" for i in range(20)]
-    a, b = pack.split_sources(names, p), pack.split_sources(list(reversed(names)), p)
-    assert a == b
-    assert sorted(a["train"] + a["val"] + a["test"]) == names
-    assert not set(a["train"]) & set(a["test"]) and not set(a["val"]) & set(a["test"])
-    assert len(a["test"]) == 4 and len(a["val"]) == 3
+    a = splits.assign({}, names, set(), 0.15, 0.2)
+    assert a == splits.assign({}, list(reversed(names)), set(), 0.15, 0.2)
+    assert sorted(a) == names and set(a.values()) == {"train", "val", "test"}
+    more = [*names, "img_20.png", "img_21.png", "img_22.png"]
+    b = splits.assign(a, more, set(), 0.15, 0.2)
+    assert {n: b[n] for n in names} == a  # earlier images keep their split
 
 
-def test_too_few_images_for_the_split():
-    with pytest.raises(DataError, match="cannot fill"):
-        pack.split_sources(["a.png", "b.png"], params().pack)
+def test_small_sets_still_get_a_test_image_and_a_training_image():
+    two = splits.assign({}, ["a.png", "b.png"], set(), 0.15, 0.2)
+    assert sorted(two.values()) == ["test", "train"]
+    one = splits.assign({}, ["a.png"], set(), 0.15, 0.2)
+    assert one == {"a.png": "train"}
+    with_test_folder = splits.assign({}, ["a.png", "b.png", "t.png"], {"t.png"}, 0.15, 0.2)
+    assert with_test_folder["t.png"] == "test"
+    assert with_test_folder["a.png"] != "test" and with_test_folder["b.png"] != "test"
+
+
+def test_a_test_folder_image_cannot_be_pinned_to_training():
+    with pytest.raises(DataError, match="only ever tested on"):
+        splits.assign({"t.png": "train"}, ["t.png"], {"t.png"}, 0.15, 0.2)
+
+
+def test_a_bad_split_file_is_named_with_its_line(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("image,split\na.png,train\nb.png,holdout\n")
+    with pytest.raises(DataError, match=r"s.csv:3: split 'holdout' for 'b.png'"):
+        splits.read(path)
+    path.write_text("image,split\na.png,train\na.png,test\n")
+    with pytest.raises(DataError, match="listed twice"):
+        splits.read(path)
+
+
+def test_adding_three_images_keeps_every_earlier_test_image_in_test(tmp_path):
+    from gbmseg import stages
+    from gbmseg.steps import synth
+
+    p = tiny(tmp_path, "synth.target_test_images=0", "synth.target_images=8")
+    prepared(p)
+    first = splits.read(p.paths("target").split_file)
+    tests_before = {n for n, s in first.items() if s == "test"}
+    assert tests_before
+    raw = tmp_path / "raw" / "target"
+    extra = tmp_path / "extra"  # three more labelled images, named after the first eight
+    synth.write_set(p.synth.model_copy(update={"seed": 99}), extra, "black", "target", 11)
+    for sub in ("images", "masks"):
+        for q in sorted((extra / sub).iterdir())[8:]:
+            q.replace(raw / sub / q.name)
+    for stage in (stages.validate, stages.augment, stages.pack):
+        stage(p, "target")
+    second = splits.read(p.paths("target").split_file)
+    assert len(second) == 11
+    assert {n: second[n] for n in first} == first
+    manifest = json.loads((p.paths("target").packed / "manifest.json").read_text())
+    assert tests_before <= set(manifest["splits"]["test"]["sources"])
+
+
+def test_an_edited_row_pins_an_image(packed):
+    p, sp = packed
+    table = splits.read(sp.split_file)
+    name = next(n for n, s in table.items() if s == "train")
+    splits.write(sp.split_file, {**table, name: "val"})
+    pack.run(p.pack, sp.validated, sp.augmented, sp.packed, sp.split_file)
+    manifest = json.loads((sp.packed / "manifest.json").read_text())
+    assert name in manifest["splits"]["val"]["sources"]
 
 
 def test_tiles_cover_the_image_and_pad_small_ones():
@@ -41,16 +94,21 @@ def test_tiles_cover_the_image_and_pad_small_ones():
 
 
 def test_arrays_manifest_and_no_leak(packed):
-    m = json.loads((packed / "manifest.json").read_text())
+    _, sp = packed
+    m = json.loads((sp.packed / "manifest.json").read_text())
     s = m["splits"]
     sources = [set(s[k]["sources"]) for k in ("train", "val", "test")]
     assert not (sources[0] & sources[2]) and not (sources[1] & sources[2])
+    assert {n for n in sources[2]} >= {q.name for q in (sp.validated / "images").iterdir()} - (
+        sources[0] | sources[1]
+    )
     # the training split holds the originals plus their augmented copies only
     assert s["train"]["tiles"] == len(s["train"]["sources"]) * 2
+    assert len(s["train"]["pixels_sha256"]) == len(s["train"]["sources"])
     for split in ("train", "val", "test"):
-        x = np.load(packed / f"{split}_images.npy", mmap_mode="r")
-        y = np.load(packed / f"{split}_masks.npy", mmap_mode="r")
+        x = np.load(sp.packed / f"{split}_images.npy", mmap_mode="r")
+        y = np.load(sp.packed / f"{split}_masks.npy", mmap_mode="r")
         assert x.dtype == y.dtype == np.uint8 and x.shape == y.shape
         assert x.shape[1:] == (64, 64) and set(np.unique(y)) <= {0, 1}
-        assert s[split]["sha256"]["images"] == sha256_file(packed / f"{split}_images.npy")
-        assert s[split]["sha256"]["masks"] == sha256_file(packed / f"{split}_masks.npy")
+        assert s[split]["sha256"]["images"] == sha256_file(sp.packed / f"{split}_images.npy")
+        assert s[split]["sha256"]["masks"] == sha256_file(sp.packed / f"{split}_masks.npy")

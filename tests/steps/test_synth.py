@@ -21,16 +21,18 @@ def _bytes(folder):
 
 
 def test_byte_identical_on_every_run(tmp_path, tiny_params):
-    synth.run(tiny_params.synth, tmp_path / "a", "black")
-    synth.run(tiny_params.synth, tmp_path / "b", "black")
+    s = tiny_params.synth
+    synth.run(s, tmp_path / "a" / "source", tmp_path / "a" / "target")
+    synth.run(s, tmp_path / "b" / "source", tmp_path / "b" / "target")
     a, b = _bytes(tmp_path / "a"), _bytes(tmp_path / "b")
-    assert len(a) == 2 * tiny_params.synth.n_images + 1
+    assert len(a) == 2 * (s.source_images + s.target_images + s.target_test_images) + 2
+    assert sum(k.startswith("target/test/images/") for k in a) == s.target_test_images
     assert a == b
 
 
 def test_seed_changes_the_data(tmp_path, tiny_params):
-    synth.run(tiny_params.synth, tmp_path / "a", "black")
-    synth.run(tiny_params.synth.model_copy(update={"seed": 99}), tmp_path / "b", "black")
+    synth.run(tiny_params.synth, None, tmp_path / "a")
+    synth.run(tiny_params.synth.model_copy(update={"seed": 99}), None, tmp_path / "b")
     assert _bytes(tmp_path / "a") != _bytes(tmp_path / "b")
 
 
@@ -38,11 +40,12 @@ def test_layout_polarity_and_known_thickness(synth_data, tiny_params):
     meta = json.loads((synth_data / "meta.json").read_text())
     assert meta["pixel_size_nm"] == tiny_params.synth.pixel_size_nm
     for name, info in meta["images"].items():
-        img = read_image(synth_data / "images" / name)
-        raw = read_image(synth_data / "masks" / name)
+        folder = synth_data / "test" if info["test"] else synth_data
+        img = read_image(folder / "images" / name)
+        raw = read_image(folder / "masks" / name)
         assert img.shape == raw.shape == (64, 64)
         assert set(np.unique(raw)) <= {0, 255}
-        ribbon = read_mask(synth_data / "masks" / name, "black")
+        ribbon = read_mask(folder / "masks" / name, "black")
         # black = structure: the ribbon is the minority of pixels and darker than the rest
         assert 0 < ribbon.mean() < 0.5
         assert img[ribbon == 1].mean() < img[ribbon == 0].mean() - 30
@@ -52,11 +55,12 @@ def test_layout_polarity_and_known_thickness(synth_data, tiny_params):
 
 
 def test_source_domain_looks_different(tmp_path, tiny_params):
-    synth.run(tiny_params.synth, tmp_path / "t", "black")
-    synth.run(tiny_params.synth.model_copy(update={"domain": "source"}), tmp_path / "s", "black")
-    t = np.mean([read_image(p).mean() for p in (tmp_path / "t" / "images").iterdir()])
-    s = np.mean([read_image(p).mean() for p in (tmp_path / "s" / "images").iterdir()])
-    assert s - t > 20
+    synth.run(tiny_params.synth, tmp_path / "s", tmp_path / "t")
+    t = [read_image(p) for p in (tmp_path / "t" / "images").iterdir()]
+    s = [read_image(p) for p in (tmp_path / "s" / "images").iterdir()]
+    assert np.mean([x.mean() for x in s]) - np.mean([x.mean() for x in t]) > 20  # brighter
+    grain = [np.mean([np.abs(np.diff(x.astype(float), axis=1)).mean() for x in d]) for d in (s, t)]
+    assert grain[1] > 1.3 * grain[0]  # the target is grainier
 
 
 def test_default_params_reproduce_the_hash_in_data_dvc(tmp_path):
@@ -66,7 +70,7 @@ def test_default_params_reproduce_the_hash_in_data_dvc(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True
     )
-    synth.run(p.synth, tmp_path / p.data.raw, p.data.positive)
+    synth.run(p.synth, tmp_path / p.sets["source"].raw, tmp_path / p.target.raw)
     # committing rewrites data.dvc only if the directory hash differs from the tracked one
     subprocess.run(
         [sys.executable, "-m", "dvc", "commit", "-f", "-q", "data.dvc"], cwd=tmp_path, check=True

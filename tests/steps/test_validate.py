@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import numpy as np
@@ -17,7 +18,12 @@ def _copy(src, dst):
 def test_clean_folder_passes_and_is_normalised(synth_data, tiny_params, tmp_path):
     out = tmp_path / "v"
     res = validate.run(tiny_params.validate_, synth_data, out, "black")
-    assert res["images"] == tiny_params.synth.n_images
+    s = tiny_params.synth
+    assert res["images"] == s.target_images + s.target_test_images
+    assert res["test_only_images"] == s.target_test_images
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sum(v["test_only"] for v in manifest.values()) == s.target_test_images
+    assert len({v["pixels_sha256"] for v in manifest.values()}) == res["images"]
     masks = sorted((out / "masks").iterdir())
     assert len(masks) == res["images"]
     m = read_raw(masks[0])
@@ -28,6 +34,7 @@ def test_clean_folder_passes_and_is_normalised(synth_data, tiny_params, tmp_path
 
 def test_bad_pairs_are_each_named_and_nothing_is_written(synth_data, tiny_params, tmp_path):
     bad = _copy(synth_data, tmp_path / "bad")
+    shutil.rmtree(bad / "test")
     names = sorted(p.name for p in (bad / "images").iterdir())
     # JPEG mask (grey values), missing mask, truncated image, size mismatch, orphan mask
     Image.open(bad / "masks" / names[0]).save(bad / "masks" / "tmp.jpg", quality=70)
@@ -63,8 +70,10 @@ def test_inverted_polarity_is_flagged(synth_data, tiny_params, tmp_path):
 
 def test_too_few_images(synth_data, tiny_params, tmp_path):
     p = tiny_params.validate_.model_copy(update={"min_images": 100})
-    with pytest.raises(validate.ValidationFailed, match="expect_table_row_count_to_be_between"):
+    with pytest.raises(validate.ValidationFailed) as err:
         validate.run(p, synth_data, tmp_path / "o", "black")
+    assert "8 labelled image(s), fewer than validate.min_images = 100" in str(err.value)
+    assert "lower validate.min_images" in str(err.value)
 
 
 def test_missing_and_empty_folders_say_what_to_do(tiny_params, tmp_path):
@@ -146,3 +155,30 @@ def test_isbi_copy_with_jpeg_mask_and_missing_mask_names_both(tiny_params, tmp_p
     assert "masks/0.jpg: expect_column_values_to_be_in_set(mask_binary)" in str(err.value)
     assert "images/1.png: expect_column_values_to_be_in_set(has_mask)" in str(err.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_name_in_both_the_set_and_its_test_folder_is_refused(synth_data, tiny_params, tmp_path):
+    bad = _copy(synth_data, tmp_path / "bad")
+    first = sorted((bad / "test" / "images").iterdir())[0].name
+    for sub in ("images", "masks"):
+        shutil.copy(bad / "test" / sub / first, bad / sub / first)
+    with pytest.raises(validate.ValidationFailed, match="the same name in the set's folders"):
+        validate.run(tiny_params.validate_, bad, tmp_path / "o", "black")
+
+
+def test_a_folder_of_sets_each_with_its_polarity(synth_data, tiny_params, tmp_path):
+    from gbmseg.steps import synth
+
+    root = tmp_path / "many"
+    shutil.copytree(synth_data, root / "dark")
+    synth.write_set(tiny_params.synth, root / "light", "white", "source", 3)
+    with pytest.raises(validate.DataError, match="no polarity for sub-folder 'light'"):
+        validate.run(tiny_params.validate_, root, tmp_path / "o", {"dark": "black"})
+    res = validate.run(
+        tiny_params.validate_, root, tmp_path / "o", {"dark": "black", "light": "white"}
+    )
+    s = tiny_params.synth
+    assert res["images"] == s.target_images + s.target_test_images + 3
+    for name in ("dark__tar_000.png", "light__sou_000.png"):  # 1 = structure in both
+        m = read_raw(tmp_path / "o" / "masks" / name)
+        assert set(np.unique(m)) == {0, 1} and 0 < m.mean() < 0.5

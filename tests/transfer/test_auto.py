@@ -1,4 +1,4 @@
-"""strategy: auto: size x similarity measured, not guessed; its report; head re-init;
+"""strategy: auto: size x similarity measured, not guessed; its report; head surgery;
 per-group learning rates."""
 
 import json
@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from gbmseg.config import load
+from gbmseg.data.stats import histogram
 from gbmseg.engine import checkpoint
 from gbmseg.engine.trainer import param_groups
 from gbmseg.model.unet import build
-from gbmseg.steps import finetune, train
 from gbmseg.transfer import auto, freezing
 from tests.conftest import ROOT, prepared, tiny
 
@@ -28,8 +28,8 @@ def _textured(rng, n, size=64, stripes=False):
 def test_histogram_distance_is_zero_for_same_and_one_for_disjoint():
     a = np.full((4, 8, 8), 10, np.uint8)
     b = np.full((4, 8, 8), 250, np.uint8)
-    assert auto.js_distance(auto.histogram(a), auto.histogram(a)) == pytest.approx(0)
-    assert auto.js_distance(auto.histogram(a), auto.histogram(b)) == pytest.approx(1)
+    assert auto.js_distance(histogram(a), histogram(a)) == pytest.approx(0)
+    assert auto.js_distance(histogram(a), histogram(b)) == pytest.approx(1)
 
 
 def test_feature_distance_small_on_source_like_tiles_large_on_others():
@@ -61,32 +61,34 @@ def test_feature_distance_small_on_source_like_tiles_large_on_others():
 def test_the_four_quadrants(monkeypatch, pixels, feat, quadrant):
     monkeypatch.setattr(auto, "feature_shift", lambda m, x: {"encoders.0.x": feat})
     tiles = np.full((2, 8, 8), 100, np.uint8)
-    d = auto.decide(None, tiles, 3, int(pixels), auto.histogram(tiles), AUTO)
+    d = auto.decide(None, tiles, 3, int(pixels), histogram(tiles), AUTO)
     assert d.quadrant == quadrant and d.strategy == getattr(AUTO, quadrant)
     assert d.histogram_distance == 0 and any("quadrant" in r for r in d.reasons)
     assert "Quadrant" in auto.report_md(d, "x") and json.loads(auto.report_json(d))["strategy"]
 
 
 def test_finetune_auto_writes_its_report_and_uses_the_choice(tmp_path):
-    p = prepared(tiny(tmp_path))
-    train.run(p.train, p.pack.out)
-    assert checkpoint.load(tmp_path / "model" / "model.pt")["data_histogram"].shape == (32,)
-    res = finetune.run(p.finetune, p.train, p.pack.out)
-    report = json.loads((tmp_path / "finetuned" / "transfer_report.json").read_text())
+    from gbmseg import stages
+
+    p = prepared(tiny(tmp_path), ("source", "target"))
+    stages.train(p, "source")
+    model = checkpoint.load_model(tmp_path / "models" / "train" / "source")
+    assert model.source_histogram().shape == (32,)
+    stages.resolve(p)
+    res = stages.finetune(p)
+    out = tmp_path / "models" / "finetune"
+    report = json.loads((out / "transfer_report.json").read_text())
     assert res["strategy"] == report["strategy"] == getattr(AUTO, report["quadrant"])
-    assert report["images"] == len(
-        json.loads((tmp_path / "packed" / "manifest.json").read_text())["splits"]["train"][
-            "sources"
-        ]
-    )
-    assert report["feature_distance"] is not None and report["histogram_distance"] is not None
-    assert (tmp_path / "finetuned" / "transfer_report.md").read_text().startswith("# Transfer")
+    manifest = json.loads((p.paths("target").packed / "manifest.json").read_text())
+    assert report["images"] == len(manifest["splits"]["train"]["sources"])
+    assert report["feature_distance"] is not None and report["histogram_distance"] > 0
+    assert (out / "transfer_report.md").read_text().startswith("# Transfer")
 
 
-def test_head_is_reinitialised_for_another_channel_count():
+def test_the_model_replaces_its_own_head():
     model = build({"depth": 2, "base": 4})
-    assert not freezing.fit_head(model, 1)
-    assert freezing.fit_head(model, 3)
+    assert not model.replace_head(1)
+    assert model.replace_head(3)
     assert model.head.out_channels == 3 and model.cfg.out_channels == 3
     assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 3, 16, 16)
 

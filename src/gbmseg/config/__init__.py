@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from gbmseg.config.errors import ConfigError
 from gbmseg.config.params import Params, SetPaths, is_registry_ref
 from gbmseg.config.sections import (
     AugmentParams,
@@ -57,10 +58,6 @@ __all__ = [
     "load",
     "load_tree",
 ]
-
-
-class ConfigError(ValueError):
-    """params.yaml (or an override) is missing, malformed or names an unknown key."""
 
 
 def apply_override(tree: dict, override: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ConfigDict, Field, model_validator
 
+from gbmseg.config.errors import ConfigError
 from gbmseg.config.sections import (
     AugmentParams,
     EvaluateParams,
@@ -82,7 +83,7 @@ class Params(Section):
     def paths(self, name: str) -> SetPaths:
         """The folders and files of set ``name`` (a key of ``sets``)."""
         if name not in self.sets:
-            raise KeyError(f"no set {name!r} in params.yaml `sets` (known: {sorted(self.sets)})")
+            raise ConfigError(f"no set {name!r} in params.yaml `sets` (known: {sorted(self.sets)})")
         t = self.train
         return SetPaths(
             validated=Path(self.validate_.out) / name,

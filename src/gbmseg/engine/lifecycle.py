@@ -27,10 +27,10 @@ from gbmseg.data.stats import histogram
 from gbmseg.engine import checkpoint, distributed
 from gbmseg.engine.amp import Precision, resolve
 from gbmseg.engine.data import Batches, load_splits
+from gbmseg.engine.seed import seed_everything
 from gbmseg.engine.trainer import FitResult, Trainer
 from gbmseg.model.unet import UNet, count_parameters
 from gbmseg.runlog import RunLog, numbers
-from gbmseg.seed import seed_everything
 
 log = logging.getLogger(__name__)
 TRAINED_ON = "trained_on.json"

@@ -43,7 +43,7 @@ class Look:
 
 LOOKS = {
     "target": Look((150, 185), 95, 102, 16, 2.0, 1.2, 2.2, 4),
-    "source": Look((205, 225), 110, 165, 8, 6.0, 1.5, 0.6, 4),
+    "source": Look((200, 225), 105, 150, 10, 4.0, 1.3, 1.5, 4),
 }
 
 
@@ -131,7 +131,14 @@ def write_set(
     atomically; each image's seed derives from synth.seed and the domain."""
     out = Path(out)
     stream = 0 if domain == "source" else 1
-    seeds = np.random.SeedSequence([p.seed, stream]).spawn(n + n_test)
+    plan = [
+        (f"{domain[:3]}_{i:03d}.png", s, False)
+        for i, s in enumerate(np.random.SeedSequence([p.seed, stream]).spawn(n))
+    ]
+    plan += [
+        (f"{domain[:3]}_t{i:03d}.png", s, True)  # test images: their own seed stream
+        for i, s in enumerate(np.random.SeedSequence([p.seed, stream, 1]).spawn(n_test))
+    ]
     meta: dict = {
         "generator": "gbmseg synth",
         "domain": domain,
@@ -140,14 +147,13 @@ def write_set(
         "images": {},
     }
     with atomic_dir(out) as tmp:
-        for i, seed in enumerate(seeds):
-            name = f"{domain[:3]}_{i:03d}.png"
-            folder = tmp if i < n else tmp / "test"
+        for name, seed, test in plan:
+            folder = tmp / "test" if test else tmp
             img, structure, t_px = render(np.random.default_rng(seed), p, domain)
             write_png(folder / "images" / name, img)
             write_png(folder / "masks" / name, binary_to_mask(structure, positive))
             meta["images"][name] = {
-                "test": i >= n,
+                "test": test,
                 "thickness_px": round(t_px, 4),
                 "thickness_nm": round(t_px * p.pixel_size_nm, 2),
                 "positive_fraction": round(float(structure.mean()), 5),

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from gbmseg.config import AugmentParams, TrainParams
 from gbmseg.engine import lifecycle
+from gbmseg.engine.seed import seed_everything
 from gbmseg.model.unet import UNetConfig, build
 from gbmseg.runlog import RunLog
-from gbmseg.seed import seed_everything
 
 
 def run(

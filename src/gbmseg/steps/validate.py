@@ -96,6 +96,8 @@ def check(df: pd.DataFrame, p: ValidateParams) -> tuple[bool, list[str], dict, P
             continue
         for hit in r.result.get("unexpected_index_list") or []:
             row = by_name.loc[hit["name"]]
+            if isinstance(row, pd.DataFrame):  # a name used twice: name its last file
+                row = row.iloc[-1]
             path = row["image"] or row["mask"]
             if col in ("has_image",):
                 path = row["mask"]
