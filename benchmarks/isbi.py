@@ -5,7 +5,7 @@ The anchor is the original recipe's Keras U-Net measured on this same 2-core CPU
 0.085 and membrane Dice 0.770 on images 25-29 (all-background guess: pixel error 0.199).
 
 This script (1) measures the project's trainer on that same classic configuration at
-256x256 (img/s, for the >= 2.5x goal), then (2) trains the configuration in params.yaml's
+256x256 (img/s, beside the anchor's 0.68), then (2) trains the configuration in params.yaml's
 train section, with --base/--depth overrides, through the train step's own ``fit`` with the
 recipe's augmentations on the fly, sized so the schedule ends inside --minutes, and
 (3) scores the five test images whole with tiled inference.

@@ -26,6 +26,7 @@ REGISTRY = [
     "finetune.pretrained=models:/gbmseg-unet@champion",
     "synth.target_images=2",  # the lab's first case: two labelled images + a test folder
     "synth.source_images=0",
+    "register.min_delta=0.99",  # the champion stays, so the next run has nothing new to do
 ]
 
 
@@ -154,14 +155,14 @@ def test_registry_champion_as_start_on_two_labelled_images(project):
     assert len(split["test"]["sources"]) == 3
     reg = _json(proj / "reports" / "register" / "registration.json")
     assert reg["version"] == "2" and reg["model_sha256"] == registry["evaluate"]["model_sha256"]
+    assert reg["alias"] == "challenger" and "min_delta 0.99" in reg["decision"]["reason"]
     seen = _json(proj / "models" / "finetune" / "trained_on.json")
     assert seen["images"] > 2  # the two target images and every image the champion saw
 
     # a new champion: the next `dvc repro` fine-tunes it
-    champion = "1" if reg["alias"] == "champion" else "2"
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{proj}/mlflow.db"}
-    code = "from mlflow import MlflowClient; import sys; "
-    code += f"MlflowClient().set_registered_model_alias('gbmseg-unet', 'champion', '{champion}')"
+    code = "from mlflow import MlflowClient; "
+    code += "MlflowClient().set_registered_model_alias('gbmseg-unet', 'champion', '2')"
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     again = _ran(_run(proj, "dvc", "repro").stdout)
     assert {"resolve", "finetune", "evaluate", "register"} <= set(again)

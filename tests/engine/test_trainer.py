@@ -66,7 +66,7 @@ def test_training_improves_and_writes_atomic_checkpoints(tmp_path):
 
 
 def test_time_spent_in_the_tracking_hook_is_measured(tmp_path):
-    """The trainer reports what logging costs as a share of training time (the bar is 1%)."""
+    """The trainer reports what logging costs as a share of training time."""
     import time
 
     calls = []

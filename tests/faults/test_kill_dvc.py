@@ -1,4 +1,4 @@
-"""Fault 2: SIGKILL `dvc repro` in the middle of the train stage.  dvc.lock must never
+"""SIGKILL of `dvc repro` in the middle of a train stage.  dvc.lock must never
 describe the half-done stage, the stage's output must not exist half-written, and the next
 `dvc repro` must re-run only that stage and what depends on it."""
 

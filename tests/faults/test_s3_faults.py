@@ -1,4 +1,4 @@
-"""Fault 7: the S3 endpoint flaky (connections reset: retried, the upload completes) and
+"""The S3 endpoint flaky (connections reset: retried, the upload completes) and
 dying mid-upload (one clear StorageError; no _COMPLETE marker, so the half upload is
 refused by every reader)."""
 

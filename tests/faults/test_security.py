@@ -1,4 +1,4 @@
-"""Faults 16 and 17: a malicious pickle offered as weights is refused without running it;
+"""A malicious pickle offered as weights is refused without running it;
 nothing in gbmseg unpickles; no secrets in the repository (a scanner that is shown to
 catch planted ones); the image runs as non-root with MLflow's pickle loading off."""
 
