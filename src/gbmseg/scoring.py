@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from gbmseg import agreement
 from gbmseg import metrics as M
-from gbmseg.config import EvaluateParams
+from gbmseg.config import EvaluateParams, MeasureParams
 from gbmseg.data.io import read_image, read_raw, write_png
 from gbmseg.data.preview import error_overlay
 from gbmseg.engine.amp import resolve
@@ -52,9 +53,11 @@ def score_images(
     overlays: Path | None = None,
     sweep: Sweep | None = None,
     desc: str = "evaluate",
+    thickness: MeasureParams | None = None,
 ) -> list[dict]:
     """Per-image score rows of ``model`` on ``folder``'s images ``names`` (validated layout:
-    images/ + masks/ with 1 = structure); TP/FP/FN overlays for the first ``max_overlays``."""
+    images/ + masks/ with 1 = structure); TP/FP/FN overlays for the first ``max_overlays``;
+    with ``thickness``, the GBM thickness measured on prediction and label beside them."""
     prec = resolve("auto", "auto")
     model.to(prec.device)
     rows = []
@@ -66,6 +69,10 @@ def score_images(
         rows.append(
             {"image": name, **M.scores(truth, pred), "positive_fraction": float(truth.mean())}
         )
+        if thickness is not None:
+            nm = thickness.pixel_size_nm
+            on = (agreement.measure(m, thickness, nm) for m in (pred, truth))
+            rows[-1] |= {k: v for k, v in agreement.row(name, *on).items() if k != "image"}
         if overlays is not None and i < p.max_overlays:
             write_png(overlays / name, error_overlay(img, truth, pred))
         if sweep is not None:

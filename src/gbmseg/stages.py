@@ -139,7 +139,8 @@ def evaluate(params: Params, logger: RunLog | None = None) -> dict:
     from gbmseg.steps import evaluate as step
 
     e, sp = params.evaluate, params.paths(params.finetune.target)
-    return step.run(e, e.model, sp.validated, sp.packed, e.baseline or None, logger)
+    baseline = e.baseline or None
+    return step.run(e, e.model, sp.validated, sp.packed, baseline, logger, params.measure)
 
 
 def register(params: Params, logger: RunLog) -> dict:

@@ -21,6 +21,7 @@ def _predict_args(sp: argparse.ArgumentParser) -> None:
     param(sp, "--tile", "predict.tile", "tile size", metavar="PX")
     switch(sp, "--tta", "predict.tta", "flip test-time augmentation (4x compute)")
     switch(sp, "--probabilities", "predict.probabilities", "also write NAME.prob.tif")
+    switch(sp, "--labelme", "predict.labelme", "also write NAME.json labelme polygons")
 
 
 @command(
@@ -33,7 +34,8 @@ def _predict(args, params: Params) -> dict:
 
     p = params.predict
     stages.setup_registry(params, args.model)
-    res = predict.run(p, args.model, args.images, p.out, params.target_positive)
+    label = params.validate_.labels[0]
+    res = predict.run(p, args.model, args.images, p.out, params.target_positive, label)
     return {
         "images": len(res),
         "out": p.out,
@@ -56,21 +58,32 @@ def _measure_args(sp: argparse.ArgumentParser) -> None:
         help="nm per pixel (default: from TIFF tags, else measure.pixel_size_nm)",
     )
     param(sp, "--out", "measure.out", "output folder", metavar="DIR")
+    param(sp, "--biopsies", "measure.biopsies", "CSV with columns image,biopsy", metavar="CSV")
+    sp.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="LABEL_OR_DIR",
+        help="label masks (same names): thickness on prediction vs label, Bland-Altman plot",
+    )
 
 
 @command(
     "measure",
-    "local GBM thickness (nm) along the membrane: table, histogram, coloured overlay",
+    "GBM thickness (nm): mid-line and orthogonal intercepts, per image and per biopsy",
     _measure_args,
 )
 def _measure(args, params: Params) -> dict:
     from gbmseg.steps import measure
 
     out = params.measure.out
-    table = measure.run(params.measure, args.masks, out, params.target_positive, args.pixel_size)
+    table = measure.run(
+        params.measure, args.masks, out, params.target_positive, args.pixel_size, args.compare
+    )
+    page = f"{out}/biopsy_report.html"
     return {
         "masks": len(table),
         "out": out,
-        "median_nm": dict(zip(table["image"], table["median_nm"], strict=True)),
-        "next": f"open {out}/histogram.png and {out}/thickness.csv",
+        "harmonic_mean_nm": dict(zip(table["image"], table["intercept_harmonic_nm"], strict=True)),
+        "next": f"open {page}, {out}/thickness.csv"
+        + (f" and {out}/bland_altman.png" if args.compare else ""),
     }

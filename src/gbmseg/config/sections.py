@@ -199,6 +199,7 @@ class PredictParams(Section):
     threshold: float = Field(gt=0, lt=1)
     tta: bool
     probabilities: bool
+    labelme: bool = Field(description="also write NAME.json labelme polygons")
     device: Literal["auto", "cpu", "cuda"]
     amp: Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -208,6 +209,23 @@ class MeasureParams(Section):
     pixel_size_nm: float = Field(gt=0, description="used when the image carries none")
     min_length_px: int = Field(ge=1, description="skeleton pieces shorter than this are ignored")
     trim_px: int = Field(ge=0, description="skeleton pixels dropped at each end (end effects)")
+    grid_spacing_nm: float = Field(gt=0, description="orthogonal-intercept grid spacing")
+    oblique_ratio: float = Field(gt=1, description="wider than this x its surroundings: oblique")
+    oblique_window_nm: float = Field(gt=0, description="radius of those surroundings")
+    biopsy_pattern: str = Field(description="regex with a (?P<biopsy>...) group on the name")
+    biopsies: str = Field(description="CSV image,biopsy (overrides the pattern); '' = none")
+    reference_nm: list[float] = Field(description="[low, high] flags thin/thick; [] = none")
+
+    @model_validator(mode="after")
+    def _reference(self) -> MeasureParams:
+        import re
+
+        if self.reference_nm and len(self.reference_nm) != 2:
+            raise ValueError("reference_nm takes [low, high] or []")
+        if "(?P<biopsy>" not in self.biopsy_pattern:
+            raise ValueError("biopsy_pattern needs a named group (?P<biopsy>...)")
+        re.compile(self.biopsy_pattern)
+        return self
 
 
 class RegisterParams(Section):

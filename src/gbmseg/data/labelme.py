@@ -1,4 +1,11 @@
-"""Rasterise labelme JSON annotations (polygons, rectangles) into 0/1 structure masks."""
+"""labelme JSON <-> 0/1 structure masks.
+
+Reading: polygons and rectangles are drawn in file order, those labelled with a structure
+label (``validate.labels``) as 1, those labelled with a hole label (``validate.hole_labels``)
+as 0, so a ring is an outer polygon followed by a hole polygon.  Writing (``gbmseg predict
+--labelme``): every region of a mask becomes a polygon, largest first, holes as hole-labelled
+polygons and islands inside holes after them, so reading it back gives the same mask.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from PIL import Image, ImageDraw
 from gbmseg.data.io import DataError
 
 SUPPORTED = ("polygon", "rectangle")
+HOLE = "hole"  # shapes with this label are holes (drawn as background)
 TOLERANCE_PX = 1.0  # labelme snaps points to the border; allow that much overshoot
 
 
@@ -41,7 +49,10 @@ def read_json(path: str | Path) -> dict:
 
 
 def rasterise(
-    path: str | Path, labels: list[str], shape: tuple[int, int] | None = None
+    path: str | Path,
+    labels: list[str],
+    shape: tuple[int, int] | None = None,
+    hole_labels: tuple[str, ...] | list[str] = (HOLE,),
 ) -> np.ndarray:
     """0/1 mask (1 = structure) from a labelme file; DataError names file, shape and problem."""
     path = Path(path)
@@ -54,10 +65,10 @@ def rasterise(
     draw = ImageDraw.Draw(canvas)
     for i, s in enumerate(doc["shapes"]):
         label = s.get("label")
-        if label not in labels:
+        if label not in labels and label not in hole_labels:
             raise DataError(
-                f"{path}: shape {i} has unknown label {label!r}; known: {labels} "
-                "(add it to validate.labels or rename it in labelme)"
+                f"{path}: shape {i} has unknown label {label!r}; known: {labels} (holes: "
+                f"{list(hole_labels)}; add it to validate.labels or rename it in labelme)"
             )
         pts = _points(s, path, i)
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
@@ -71,5 +82,62 @@ def rasterise(
                 f"{path}: shape {i} ({label!r}) lies outside the {w}x{h} image "
                 f"(x {min(xs):.0f}..{max(xs):.0f}, y {min(ys):.0f}..{max(ys):.0f})"
             )
-        draw.polygon(pts, fill=1)
+        draw.polygon(pts, fill=0 if label in hole_labels else 1)
     return np.asarray(canvas, dtype=np.uint8)
+
+
+def shapes(structure: np.ndarray, label: str, hole_label: str) -> list[dict]:
+    """labelme polygons of a 0/1 mask: regions and holes, each drawn after what encloses it."""
+    import cv2
+    from scipy import ndimage
+
+    m = structure.astype(bool)
+    background, _ = ndimage.label(~m)  # 4-connected: the holes of 8-connected regions
+    border = set(
+        np.unique(
+            np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])
+        )
+    )
+    holes = np.isin(background, [v for v in range(1, background.max() + 1) if v not in border])
+    found = []
+    for region, name in ((m, label), (holes, hole_label)):
+        contours, tree = cv2.findContours(
+            region.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE
+        )
+        outer = [
+            c
+            for c, h in zip(contours, tree[0] if tree is not None else [], strict=True)
+            if h[3] < 0
+        ]  # outer boundaries (islands too); holes come from `holes`
+        for c in outer:
+            area = cv2.contourArea(c) + len(c)  # + boundary: never 0 for a thin region
+            found.append((area, name, c[:, 0, :].astype(float)))
+    out = []
+    for _, name, pts in sorted(found, key=lambda f: -f[0]):  # enclosing shapes first
+        if len(pts) < 3:  # a pixel or a line of pixels: its bounding rectangle
+            (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+            pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        out.append(
+            {
+                "label": name,
+                "points": pts.tolist(),
+                "group_id": None,
+                "shape_type": "polygon",
+                "flags": {},
+            }
+        )
+    return out
+
+
+def document(structure: np.ndarray, image_path: str, label: str, hole_label: str) -> dict:
+    """A labelme file for ``structure`` (``image_path`` relative to the JSON file)."""
+    h, w = structure.shape
+    return {
+        "version": "5.5.0",
+        "flags": {},
+        "shapes": shapes(structure, label, hole_label),
+        "imagePath": image_path,
+        "imageData": None,
+        "imageHeight": int(h),
+        "imageWidth": int(w),
+    }

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from gbmseg.config import EvaluateParams
+from gbmseg import agreement
+from gbmseg.config import EvaluateParams, MeasureParams
 from gbmseg.data import plots
 from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_json, write_text
 from gbmseg.data.io import DataError
@@ -92,14 +93,24 @@ def run(
     packed: str | Path,
     baseline_dir: str | Path | None = None,
     logger: RunLog | None = None,
+    thickness: MeasureParams | None = None,
 ) -> dict:
+    """Score ``model_dir`` (and ``baseline_dir``) on the packed set's test images; with
+    ``thickness``, also how far the GBM thickness measured on each prediction is from the
+    thickness measured on its label (``thickness_agreement.png``: Bland-Altman)."""
     validated, model_file = Path(validated), Path(model_dir) / "model.pt"
     names, hashes = test_images(packed)
     sweep = Sweep()
     with atomic_dir(p.out) as tmp:
-        rows = score_images(load_model(model_dir), p, validated, names, tmp / "overlays", sweep)
+        model = load_model(model_dir)
+        rows = score_images(
+            model, p, validated, names, tmp / "overlays", sweep, thickness=thickness
+        )
         table = pd.DataFrame(rows).assign(pixels_sha256=hashes)
         summary = summarise(table, sweep.rows())
+        if thickness is not None:
+            summary |= {f"thickness_{k}": v for k, v in agreement.summary(table).items()}
+            (tmp / "thickness_agreement.png").write_bytes(agreement.bland_altman(table))
         if baseline_dir:
             base = pd.DataFrame(score_images(load_model(baseline_dir), p, validated, names))
             table["baseline_dice"] = base["dice"].to_numpy()

@@ -1,9 +1,11 @@
-"""measure: local GBM thickness along the membrane, in nm.
+"""measure: GBM thickness in nm, per image and per biopsy (see ``gbmseg.thickness``).
 
-Thickness at a point of the medial axis is twice its distance to the nearest background
-pixel; validated against ``gbmseg synth`` data, whose true thickness is known.  Points near
-the image border (where the ribbon is cut) and skeleton pieces shorter than
-``min_length_px`` (specks, spurs) are left out.
+Outputs: ``thickness.csv`` (per image: medial-axis median/mean/p10/p90, orthogonal-intercept
+harmonic mean, mean, median, the stereologically corrected harmonic mean, oblique fraction,
+length), ``samples.csv`` (every medial point and intercept), ``histogram.png`` (both
+methods), ``overlays/`` (mid-line coloured by thickness, oblique stretches red, intercepts
+white), ``biopsies.csv`` + ``biopsy_report.html`` + ``biopsies.png``; with ``compare``
+(label masks) also ``agreement.csv`` and ``bland_altman.png``.
 """
 
 from __future__ import annotations
@@ -14,25 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tifffile
-from scipy import ndimage
-from skimage.morphology import medial_axis
 
+from gbmseg import agreement, biopsy, thickness
 from gbmseg.config import MeasureParams
 from gbmseg.data import plots
 from gbmseg.data.atomic import atomic_dir, write_text
-from gbmseg.data.io import collect_images, mask_to_binary, read_raw, write_png
+from gbmseg.data.io import DataError, collect_images, mask_to_binary, read_raw, write_png
 from gbmseg.data.preview import thumbnail
 
 log = logging.getLogger(__name__)
-UNIT_NM = {
-    "nm": 1.0,
-    "nanometer": 1.0,
-    "micron": 1e3,
-    "um": 1e3,
-    "\\u00b5m": 1e3,
-    "µm": 1e3,
-    "mm": 1e6,
-}
+UNIT_NM = {"nm": 1.0, "nanometer": 1.0, "micron": 1e3, "um": 1e3, "\\u00b5m": 1e3, "µm": 1e3}
 
 
 def tiff_pixel_size_nm(path: Path) -> float | None:
@@ -56,69 +49,108 @@ def tiff_pixel_size_nm(path: Path) -> float | None:
     return None
 
 
-def thickness_samples(structure: np.ndarray, p: MeasureParams) -> tuple[np.ndarray, np.ndarray]:
-    """(thickness in px at kept medial-axis points, boolean map of those points)."""
-    skel, dist = medial_axis(structure.astype(bool), return_distance=True)
-    labels, n = ndimage.label(skel, structure=np.ones((3, 3)))
-    if n:
-        sizes = ndimage.sum(skel, labels, index=np.arange(1, n + 1))
-        skel &= np.isin(labels, 1 + np.flatnonzero(sizes >= p.min_length_px))
-    h, w = skel.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    to_border = np.minimum.reduce([yy, xx, h - 1 - yy, w - 1 - xx])
-    keep = skel & (to_border > dist + p.trim_px)
-    return 2 * dist[keep], keep
-
-
-def colour_overlay(structure: np.ndarray, keep: np.ndarray, thick: np.ndarray) -> np.ndarray:
-    """Structure in grey, medial axis coloured by thickness (viridis), dilated to be seen."""
+def colour_overlay(structure: np.ndarray, prof: thickness.Profile) -> np.ndarray:
+    """Membrane grey; mid-line coloured by thickness (viridis), oblique stretches red;
+    intercept points white."""
     from matplotlib import colormaps
+    from scipy import ndimage
 
     rgb = np.where(structure[..., None] > 0, 90, 235).astype(np.uint8).repeat(3, axis=2)
-    if thick.size:
-        lo, hi = np.percentile(thick, [2, 98])
-        val = np.zeros(structure.shape, np.float32)
-        val[keep] = (thick - lo) / max(hi - lo, 1e-6)
-        grow = ndimage.grey_dilation(val, size=3)
-        mask = ndimage.binary_dilation(keep, iterations=1)
-        rgb[mask] = (colormaps["viridis"](np.clip(grow[mask], 0, 1))[:, :3] * 255).astype(np.uint8)
+    if len(prof.medial):
+        lo, hi = np.percentile(prof.medial, [2, 98])
+        val = np.clip((prof.medial - lo) / max(hi - lo, 1e-6), 0, 1)
+        colours = (colormaps["viridis"](val)[:, :3] * 255).astype(np.uint8)
+        colours[prof.medial_oblique] = (220, 30, 30)
+        ys, xs = prof.medial_points.astype(int).T
+        for dy, dx in ((0, 0), (0, 1), (1, 0), (0, -1), (-1, 0)):  # 2 px wide, to be seen
+            y, x = np.clip(ys + dy, 0, rgb.shape[0] - 1), np.clip(xs + dx, 0, rgb.shape[1] - 1)
+            rgb[y, x] = colours
+    marks = np.zeros(structure.shape, bool)
+    iy, ix = np.round(prof.intercept_points).astype(int).T
+    marks[np.clip(iy, 0, marks.shape[0] - 1), np.clip(ix, 0, marks.shape[1] - 1)] = True
+    rgb[ndimage.binary_dilation(marks, iterations=1)] = 255
     return rgb
 
 
-def measure_file(path: Path, p: MeasureParams, positive: str, pixel_nm: float | None):
-    raw = read_raw(path)
-    structure = mask_to_binary(raw, positive, path)
-    size = pixel_nm or tiff_pixel_size_nm(path) or p.pixel_size_nm
-    thick_px, keep = thickness_samples(structure, p)
-    nm = thick_px * size
-    stats = {
-        "image": path.name,
-        "pixel_size_nm": size,
-        "samples": int(nm.size),
-        "length_um": round(float(keep.sum()) * size / 1e3, 3),
-    }
-    for key, fn in (
-        ("median_nm", np.median),
-        ("mean_nm", np.mean),
-        ("p10_nm", lambda a: np.percentile(a, 10)),
-        ("p90_nm", lambda a: np.percentile(a, 90)),
-    ):
-        stats[key] = round(float(fn(nm)), 2) if nm.size else float("nan")
-    return stats, nm, colour_overlay(structure, keep, thick_px)
-
-
-def histogram_png(values: dict[str, np.ndarray]) -> bytes:
+def histogram_png(groups: dict[str, biopsy.Samples]) -> bytes:
+    """Local thickness (mid-line) and orthogonal intercepts, pooled over the images."""
     fig, ax = plots.figure(6, 3.5)
-    every = np.concatenate([v for v in values.values() if v.size] or [np.zeros(1)])
+    medial = np.concatenate([m for g in groups.values() for m in g.medial] or [np.zeros(0)])
+    inter = np.concatenate([i for g in groups.values() for i in g.intercepts] or [np.zeros(0)])
+    every = np.concatenate([medial, inter]) if medial.size + inter.size else np.zeros(1)
     bins = np.histogram_bin_edges(every, bins=40)
-    for name, v in values.items():
-        if v.size:
-            ax.hist(v, bins=bins, alpha=0.5, label=f"{name} (median {np.median(v):.0f} nm)")
-    ax.set_xlabel("local GBM thickness (nm)")
-    ax.set_ylabel("medial-axis points")
-    if len(values) <= 8:
-        ax.legend(fontsize=7)
+    for values, label in ((medial, "mid-line (local)"), (inter, "orthogonal intercepts")):
+        if values.size:
+            ax.hist(
+                values,
+                bins=bins,
+                alpha=0.5,
+                density=True,
+                label=f"{label}: median {np.median(values):.0f} nm",
+            )
+    ax.set_xlabel("GBM thickness (nm)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
     return plots.png(fig)
+
+
+def load_mask(path: Path, positive: str) -> np.ndarray:
+    return mask_to_binary(read_raw(path), positive, path)
+
+
+def pair_labels(files: list[Path], labels: list[str | Path]) -> dict[Path, Path]:
+    """Each prediction's label mask, matched by name (``NAME.mask.tif`` <-> ``NAME.png``)."""
+    found = {biopsy.stem(q.name): q for q in collect_images(labels, "label mask")}
+    missing = [f.name for f in files if biopsy.stem(f.name) not in found]
+    if missing:
+        raise DataError(f"no label mask named like {missing[:5]} in {', '.join(map(str, labels))}")
+    return {f: found[biopsy.stem(f.name)] for f in files}
+
+
+def measure_file(path: Path, p: MeasureParams, positive: str, nm: float):
+    """(structure, profile, per-image figures in nm) of one mask."""
+    structure = load_mask(path, positive)
+    prof = thickness.profile(
+        structure,
+        p.grid_spacing_nm / nm,
+        p.min_length_px,
+        p.trim_px,
+        p.oblique_ratio,
+        p.oblique_window_nm / nm,
+    )
+    return structure, prof, thickness.summary(prof, nm)
+
+
+def sample_rows(name: str, prof: thickness.Profile, nm: float) -> list[tuple]:
+    """Every medial point and intercept of one image (samples.csv)."""
+    rows = []
+    for kind, pts, w, obl in (
+        ("medial", prof.medial_points, prof.medial, prof.medial_oblique),
+        ("intercept", prof.intercept_points, prof.intercepts, prof.intercept_oblique),
+    ):
+        rows += [
+            (name, kind, round(y, 2), round(x, 2), round(v * nm, 2), bool(o))
+            for (y, x), v, o in zip(pts, w, obl, strict=True)
+        ]
+    return rows
+
+
+def write_reports(tmp: Path, p: MeasureParams, table, points, groups, agree) -> None:
+    write_text(tmp / "thickness.csv", table.to_csv(index=False))
+    cols = ["image", "method", "y", "x", "width_nm", "oblique"]
+    write_text(tmp / "samples.csv", pd.DataFrame(points, columns=cols).to_csv(index=False))
+    (tmp / "histogram.png").write_bytes(histogram_png(groups))
+    per_biopsy = biopsy.table(groups, p.reference_nm)
+    write_text(tmp / "biopsies.csv", per_biopsy.to_csv(index=False))
+    (tmp / "biopsies.png").write_bytes(biopsy.plot(groups, p.reference_nm))
+    page = biopsy.page(
+        per_biopsy, "biopsies.png", p.grid_spacing_nm, p.oblique_ratio, p.reference_nm
+    )
+    write_text(tmp / "biopsy_report.html", page)
+    if agree:
+        agree_table = pd.DataFrame(agree)
+        write_text(tmp / "agreement.csv", agree_table.to_csv(index=False))
+        (tmp / "bland_altman.png").write_bytes(agreement.bland_altman(agree_table))
 
 
 def run(
@@ -127,22 +159,27 @@ def run(
     out: str | Path,
     positive: str,
     pixel_size_nm: float | None = None,
+    compare: list[str | Path] | None = None,
 ) -> pd.DataFrame:
+    """Measure every mask; with ``compare`` (label masks) also the agreement with them."""
     files = collect_images(masks, "mask", skip=(".prob.tif",))
-    rows, samples = [], {}
+    labels = pair_labels(files, compare) if compare else {}
+    biopsy_of = biopsy.biopsy_of([f.name for f in files], p.biopsy_pattern, p.biopsies)
+    rows, points, agree = [], [], []
+    groups: dict[str, biopsy.Samples] = {}
     with atomic_dir(out) as tmp:
         for f in files:
-            stats, nm, pic = measure_file(f, p, positive, pixel_size_nm)
-            rows.append(stats)
-            samples[f.name] = nm
-            write_png(tmp / "overlays" / f"{f.name.split('.')[0]}.png", thumbnail(pic, 1024))
+            nm = pixel_size_nm or tiff_pixel_size_nm(f) or p.pixel_size_nm
+            structure, prof, stats = measure_file(f, p, positive, nm)
+            rows.append({"image": f.name, "biopsy": biopsy_of[f.name], "pixel_size_nm": nm} | stats)
+            groups.setdefault(biopsy_of[f.name], biopsy.Samples()).add(f.name, prof, nm)
+            points += sample_rows(f.name, prof, nm)
+            overlay = thumbnail(colour_overlay(structure, prof), 1024)
+            write_png(tmp / "overlays" / f"{biopsy.stem(f.name)}.png", overlay)
+            if labels:
+                truth = agreement.measure(load_mask(labels[f], positive), p, nm)
+                agree.append(agreement.row(f.name, stats, truth))
         table = pd.DataFrame(rows)
-        write_text(tmp / "thickness.csv", table.to_csv(index=False))
-        (tmp / "histogram.png").write_bytes(histogram_png(samples))
-    log.info(
-        "measure: %d mask(s), median thickness %s nm -> %s",
-        len(rows),
-        ", ".join(f"{r['median_nm']:.0f}" for r in rows[:5]),
-        out,
-    )
+        write_reports(tmp, p, table, points, groups, agree)
+    log.info("measure: %d mask(s) in %d biopsy(ies) -> %s", len(rows), len(groups), out)
     return table

@@ -3,14 +3,19 @@
 Tiles are streamed (see ``gbmseg.inference``) and the output TIFFs are written row by row,
 so memory is bounded by the tile batch, not the image.  Outputs per image:
 ``NAME.mask.tif`` (structure in the configured polarity) and, on request,
-``NAME.prob.tif`` (probability x 255).
+``NAME.prob.tif`` (probability x 255) and ``NAME.json`` (labelme polygons, holes as
+``hole`` polygons: open it in labelme, correct it, and it is a label `gbmseg validate`
+accepts).  Each file is written to a fresh temporary name and renamed into place, so runs
+writing into one folder at once never leave a mixed or truncated file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +25,8 @@ import tifffile
 from tqdm import tqdm
 
 from gbmseg.config import PredictParams, is_registry_ref
+from gbmseg.data import labelme
+from gbmseg.data.atomic import write_json
 from gbmseg.data.io import collect_images, read_raw, to_uint8
 from gbmseg.engine.amp import resolve
 from gbmseg.engine.checkpoint import load_model
@@ -121,12 +128,31 @@ def _drain(q: queue.Queue) -> Iterator[np.ndarray]:
         yield row
 
 
-def predict_file(model, path: Path, out: Path, p: PredictParams, positive: str, prec) -> dict:
+def temp_beside(path: Path) -> Path:
+    """A fresh temporary name in ``path``'s folder: runs writing into the same folder at
+    once never share one, and ``replace`` then swaps whole files in."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def write_labelme(mask_path: Path, image: Path, positive: str, label: str) -> Path:
+    """The predicted mask as labelme polygons (NAME.json, image path relative to it)."""
+    on = 0 if positive == "black" else 255
+    structure = tifffile.imread(mask_path) == on
+    rel = os.path.relpath(image.resolve(), mask_path.parent.resolve())
+    doc = labelme.document(structure, rel, label, labelme.HOLE)
+    return write_json(mask_path.parent / f"{image.stem}.json", doc)
+
+
+def predict_file(
+    model, path: Path, out: Path, p: PredictParams, positive: str, prec, label: str = "gbm"
+) -> dict:
     img = open_image(path)
     h, w = img.shape
     out.mkdir(parents=True, exist_ok=True)
     mask_path, prob_path = out / f"{path.stem}.mask.tif", out / f"{path.stem}.prob.tif"
-    tmp_mask, tmp_prob = out / f".{mask_path.name}.tmp", out / f".{prob_path.name}.tmp"
+    tmp_mask, tmp_prob = temp_beside(mask_path), temp_beside(prob_path)
     q: queue.Queue | None = queue.Queue(maxsize=2 * p.tile) if p.probabilities else None
     writer = None
     if q is not None:
@@ -143,18 +169,26 @@ def predict_file(model, path: Path, out: Path, p: PredictParams, positive: str, 
     finally:
         for tmp in (tmp_mask, tmp_prob):
             tmp.unlink(missing_ok=True)
+    labels = write_labelme(mask_path, path, positive, label) if p.labelme else ""
     return {
         "image": str(path),
         "mask": str(mask_path),
         "height": h,
         "width": w,
         "probabilities": str(prob_path) if p.probabilities else "",
+        "labelme": str(labels),
     }
 
 
 def run(
-    p: PredictParams, model_ref: str, inputs: list[str | Path], out: str | Path, positive: str
+    p: PredictParams,
+    model_ref: str,
+    inputs: list[str | Path],
+    out: str | Path,
+    positive: str,
+    label: str = "gbm",
 ) -> list[dict]:
+    """Segment every image; ``label`` names the structure in labelme files (--labelme)."""
     files = collect_images(inputs, "image")
     if is_registry_ref(model_ref):
         from gbmseg.tracking import load_model_ref
@@ -165,7 +199,7 @@ def run(
     prec = resolve(p.device, p.amp)
     model.to(prec.device)
     results = [
-        predict_file(model, f, Path(out), p, positive, prec)
+        predict_file(model, f, Path(out), p, positive, prec, label)
         for f in tqdm(files, desc="predict", unit="img", disable=None)
     ]
     log.info("predict: %d image(s) -> %s", len(results), out)
