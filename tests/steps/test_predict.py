@@ -18,9 +18,7 @@ def model_dir(tmp_path):
     torch.manual_seed(0)
     m = build({"depth": 2, "base": 4})
     (tmp_path / "m").mkdir()
-    checkpoint.save(
-        tmp_path / "m" / "model.pt", {"model": m.state_dict(), "model_config": m.cfg.to_dict()}
-    )
+    checkpoint.save(tmp_path / "m" / "model.pt", checkpoint.model_state(m))
     return tmp_path / "m"
 
 
@@ -73,3 +71,71 @@ def test_uncompressed_tiff_is_streamed_and_gives_the_same_mask(tmp_path, model_d
     predict.run(_p(), str(model_dir), [tmp_path], tmp_path / "o", "black")
     a, b = (tifffile.imread(tmp_path / "o" / f"{n}.mask.tif") for n in ("plain", "same"))
     np.testing.assert_array_equal(a, b)
+
+
+def test_labelme_round_trip_gives_back_the_predicted_mask(tmp_path, model_dir):
+    """predict --labelme -> (corrected in labelme) -> validate accepts it as a label; holes are
+    polygons labelled `hole` and come back as holes."""
+    import json
+    import shutil
+
+    from gbmseg.data.io import read_raw
+    from gbmseg.steps import validate
+
+    lab = tmp_path / "lab"
+    (lab / "images").mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:96, 0:128]
+    for i in range(3):  # rings: the untrained model's ragged masks have holes and islands
+        r = np.hypot(yy - 48 + 4 * i, xx - 64 - 6 * i)
+        img = np.where((r > 12 + 2 * i) & (r < 32), 30, 220) + rng.normal(0, 20, r.shape)
+        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(lab / "images" / f"im{i}.png")
+    out = tmp_path / "pred"
+    res = predict.run(_p(labelme=True), str(model_dir), [lab / "images"], out, "black", "gbm")
+    docs = {r["labelme"]: json.loads(open(r["labelme"]).read()) for r in res}
+    assert all(
+        d["imagePath"] == f"../lab/images/{p.split('/')[-1][:-5]}.png" for p, d in docs.items()
+    )
+    assert any(s["label"] == "hole" for d in docs.values() for s in d["shapes"])
+    (lab / "labels").mkdir()
+    for path in docs:
+        shutil.copy(path, lab / "labels")
+    p = params().validate_
+    validate.run(p, lab, tmp_path / "v", "black")
+    for i in range(3):
+        predicted = tifffile.imread(out / f"im{i}.mask.tif") == 0  # black = structure
+        back = read_raw(tmp_path / "v" / "masks" / f"im{i}.png").astype(bool)
+        iou = (predicted & back).sum() / max(1, (predicted | back).sum())
+        assert iou >= 0.99, (i, iou)
+
+
+def test_two_runs_into_one_folder_never_mix_their_files(tmp_path, model_dir):
+    import threading
+
+    img = np.random.default_rng(1).integers(0, 255, (256, 256), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    errors = []
+
+    def go():
+        try:
+            predict.run(
+                _p(probabilities=True),
+                str(model_dir),
+                [tmp_path / "a.png"],
+                tmp_path / "o",
+                "black",
+            )
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    runs = [threading.Thread(target=go) for _ in range(2)]
+    for r in runs:
+        r.start()
+    for r in runs:
+        r.join()
+    assert errors == []
+    mask = tifffile.imread(tmp_path / "o" / "a.mask.tif")
+    model = checkpoint.load_model(model_dir)
+    prob = predict_proba(model, img, resolve("cpu", "fp32"), tile=64, batch=2)
+    np.testing.assert_array_equal(mask == 0, prob > 0.5)  # whole and right, not interleaved
+    assert not list((tmp_path / "o").glob(".*tmp"))

@@ -114,18 +114,10 @@ def shapes(structure: np.ndarray, label: str, hole_label: str) -> list[dict]:
             found.append((area, name, c[:, 0, :].astype(float)))
     out = []
     for _, name, pts in sorted(found, key=lambda f: -f[0]):  # enclosing shapes first
-        if len(pts) < 3:  # a pixel or a line of pixels: its bounding rectangle
-            (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
-            pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-        out.append(
-            {
-                "label": name,
-                "points": pts.tolist(),
-                "group_id": None,
-                "shape_type": "polygon",
-                "flags": {},
-            }
-        )
+        if len(pts) < 3:  # a lone pixel or a straight run: a flat triangle draws just those
+            pts = np.array([pts[0], pts[-1], pts[-1]])
+        shape = {"label": name, "points": pts.tolist(), "group_id": None}
+        out.append(shape | {"shape_type": "polygon", "flags": {}})
     return out
 
 
