@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import boto3
 from botocore.config import Config
@@ -126,14 +126,54 @@ def read_marker(uri: str, s3=None) -> bytes:
         raise _fail(f"read of {uri}/{MARKER}", exc, s3) from exc
 
 
+def parse_marker(uri: str, blob: bytes) -> dict[str, str]:
+    """The marker's file list, refused when anyone with write access to the bucket made it
+    name a path outside the folder (``..``, absolute, backslashes), repeat a name, or carry
+    something other than sha256 digests."""
+
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise StorageError(f"{uri}/{MARKER}: lists {dup[:3]} more than once; refused")
+        return dict(pairs)
+
+    try:
+        digests = json.loads(blob, object_pairs_hook=no_duplicates)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StorageError(f"{uri}/{MARKER}: not a valid marker ({exc}); refused") from exc
+    if not isinstance(digests, dict):
+        raise StorageError(f"{uri}/{MARKER}: not a file -> sha256 mapping; refused")
+    for rel, digest in digests.items():
+        parts = PurePosixPath(rel).parts
+        unsafe = (
+            not rel
+            or rel.startswith("/")
+            or "\\" in rel
+            or ".." in parts
+            or ":" in rel
+            or not isinstance(digest, str)
+            or len(digest) != 64
+        )
+        if unsafe:
+            raise StorageError(
+                f"{uri}/{MARKER}: entry {rel!r} is not a plain relative path with a sha256; "
+                "refused, nothing written (someone edited the marker?)"
+            )
+    return digests
+
+
 def download_dir(uri: str, local: str | Path, s3=None) -> dict[str, str]:
     """Download a folder written by :func:`upload_dir` into ``local`` atomically, checking
-    the marker's sha256 of every file; no marker = an unfinished upload = refused."""
+    the marker's sha256 of every file; no marker = an unfinished upload = refused; a marker
+    naming paths outside the folder = refused before anything is written."""
     s3, u = s3 or client(), S3Uri.parse(uri)
-    digests: dict[str, str] = json.loads(read_marker(uri, s3))
+    digests = parse_marker(uri, read_marker(uri, s3))
     with atomic_dir(local) as tmp:
         for rel, digest in digests.items():
             dest = tmp / rel
+            if not dest.resolve().is_relative_to(tmp.resolve()):  # e.g. through a symlink
+                raise StorageError(f"{uri}/{MARKER}: {rel!r} leads outside the folder; refused")
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 s3.download_file(u.bucket, u.join(rel), str(dest))

@@ -15,6 +15,7 @@ from gbmseg.data.atomic import write_bytes
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")  # JPEG only to reject it clearly
+MAX_PIXELS = 1 << 28  # 16384 x 16384: a bigger image is refused before it is decoded
 
 
 class DataError(ValueError):
@@ -49,19 +50,45 @@ def _to_gray(arr: np.ndarray, path: Path) -> np.ndarray:
     return arr
 
 
+def check_size(path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse an image whose header announces more pixels than can sensibly be decoded
+    whole (a decompression bomb, or a scan that needs tiling first)."""
+    pixels = int(np.prod(shape, dtype=np.int64)) if shape else 0
+    if pixels > MAX_PIXELS:
+        dims = " x ".join(str(s) for s in shape)
+        raise DataError(
+            f"{path}: {dims} is {pixels / 1e6:.0f} megapixels, more than gbmseg decodes at "
+            f"once ({MAX_PIXELS / 1e6:.0f}); crop or tile it, or save it as an uncompressed "
+            "8-bit TIFF, which `gbmseg predict` streams"
+        )
+
+
 def read_raw(path: str | Path) -> np.ndarray:
-    """Decode a PNG/TIFF into a 2-D array of its native dtype; DataError names the file."""
+    """Decode a PNG/TIFF into a 2-D array of its native dtype; DataError names the file.
+    The size in the header is checked before any pixel is decoded."""
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            arr = tifffile.imread(path)
+            with tifffile.TiffFile(path) as tif:
+                check_size(path, tif.series[0].shape)
+                arr = tif.asarray()
         else:
             with Image.open(path) as im:
+                check_size(path, (im.height, im.width, len(im.getbands())))
                 im.load()
                 arr = np.asarray(im.convert("I;16") if im.mode.startswith("I;16") else im)
                 if im.mode == "P":
                     arr = np.asarray(im.convert("L"))
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except DataError:
+        raise
+    except (
+        OSError,
+        UnidentifiedImageError,
+        ValueError,
+        SyntaxError,
+        IndexError,
+        Image.DecompressionBombError,
+    ) as exc:
         raise DataError(f"{path}: cannot decode image ({exc}); re-export the file") from exc
     return _to_gray(np.asarray(arr), path)
 
