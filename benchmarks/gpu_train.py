@@ -25,7 +25,8 @@ from benchmarks.common import ROOT, table, write
 from gbmseg.config import load
 from gbmseg.engine.amp import resolve
 from gbmseg.engine.data import Batches
-from gbmseg.engine.trainer import Trainer, seg_loss
+from gbmseg.engine.objective import seg_loss
+from gbmseg.engine.trainer import Trainer
 from gbmseg.model.unet import build
 
 CLASSIC = {"depth": 4, "base": 64, "norm": "batch", "up": "transpose"}

@@ -61,44 +61,69 @@ def setup(tp: TrackingParams, root: str | Path = ".") -> str:
 
 
 class RunLogger:
-    """What a step may log; a thin, typed face over the active MLflow run."""
+    """What a step may log; a thin, typed face over the active MLflow run.
+
+    Parameters, metrics, tags and files are sent in order; while the server is away they
+    are kept and sent at the next call (everything is in the step's files on disk too), so a
+    server that drops during a step costs a warning, never the step's work.
+    """
 
     def __init__(self, run_id: str):
         self.run_id = run_id
-        self.pending: list[tuple[dict[str, float], int | None]] = []
+        self.pending: list[tuple[str, Any, Any]] = []
 
-    def params(self, values: dict[str, Any]) -> None:
-        flat = _flatten(values)
-        for i in range(0, len(flat), 100):
-            mlflow.log_params(dict(list(flat.items())[i : i + 100]))
+    def _send(self, kind: str, a: Any, b: Any = None) -> None:
+        self.pending.append((kind, a, b))
+        self.flush()
 
-    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
-        """Log now; while the server is away, buffer and retry at the next call (the same
-        figures are in the step's metrics JSON / history CSV, so none is ever lost)."""
-        self.pending.append(({k: float(v) for k, v in values.items()}, step))
+    def flush(self) -> bool:
+        """Send what is pending; False (and a warning) while MLflow is unreachable."""
         try:
             while self.pending:
-                mlflow.log_metrics(self.pending[0][0], step=self.pending[0][1])
+                kind, a, b = self.pending[0]
+                SEND[kind](a, b)
                 self.pending.pop(0)
         except (MlflowException, OSError) as exc:
             log.warning(
-                "MLflow unreachable (%s); %d metric batch(es) buffered for the next try",
+                "MLflow unreachable (%s); %d item(s) kept for the next try",
                 str(exc).splitlines()[0][:120],
                 len(self.pending),
             )
+            return False
+        return True
+
+    def params(self, values: dict[str, Any]) -> None:
+        flat = list(_flatten(values).items())
+        for i in range(0, len(flat), 100):
+            self._send("params", dict(flat[i : i + 100]))
+
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        self._send("metrics", {k: float(v) for k, v in values.items()}, step)
 
     def tags(self, values: dict[str, Any]) -> None:
-        mlflow.set_tags({k: str(v) for k, v in values.items()})
+        self._send("tags", {k: str(v) for k, v in values.items()})
 
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
-        path = Path(path)
-        if path.is_dir():
-            mlflow.log_artifacts(str(path), folder)
-        elif path.is_file():
-            mlflow.log_artifact(str(path), folder)
+        if Path(path).exists():
+            self._send("artifact", str(path), folder)
 
     def log_model(self, model_dir: str | Path, input_example: np.ndarray) -> str:
         return log_model(model_dir, input_example)
+
+
+def _artifact(path: str, folder: str | None) -> None:
+    if Path(path).is_dir():
+        mlflow.log_artifacts(path, folder)
+    else:
+        mlflow.log_artifact(path, folder)
+
+
+SEND = {
+    "params": lambda a, _: mlflow.log_params(a),
+    "metrics": lambda a, step: mlflow.log_metrics(a, step=step),
+    "tags": lambda a, _: mlflow.set_tags(a),
+    "artifact": _artifact,
+}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -140,14 +165,49 @@ def stage_run(
         exp_id = setup(tp, root)
         parent = _parent_run(exp_id, group)
     except (MlflowException, OSError) as exc:
-        raise TrackingError(
-            f"MLflow at {resolve_uri(tp, root)} is unreachable or refused the request "
-            f"({str(exc).splitlines()[0][:200]}); nothing was run. Start the server (or unset "
-            "MLFLOW_TRACKING_URI for the local store), or pass --no-track, and run again"
-        ) from exc
+        raise _unreachable(tp, root, exc) from exc
     tags = {GROUP_TAG: group, "gbmseg.step": step, "mlflow.parentRunId": parent}
-    with mlflow.start_run(experiment_id=exp_id, run_name=step, tags=tags) as run:
-        yield RunLogger(run.info.run_id)
+    try:
+        run = mlflow.start_run(experiment_id=exp_id, run_name=step, tags=tags)
+    except (MlflowException, OSError) as exc:
+        raise _unreachable(tp, root, exc) from exc
+    logger = RunLogger(run.info.run_id)
+    status = "FAILED"
+    try:
+        yield logger
+        status = "FINISHED"
+    finally:
+        sent = logger.flush()
+        try:
+            mlflow.end_run(status)
+        except (MlflowException, OSError) as exc:
+            log.warning("MLflow unreachable at the end of %s (%s)", step, str(exc)[:120])
+        if not sent:
+            log.warning(
+                "%s: %d item(s) never reached MLflow run %s; the step's outputs on disk hold "
+                "them all",
+                step,
+                len(logger.pending),
+                logger.run_id,
+            )
+
+
+def _unreachable(tp: TrackingParams, root: str | Path, exc: Exception) -> TrackingError:
+    text = str(exc).splitlines()[0][:200]
+    if any(code in text for code in ("401", "403", "Unauthorized", "credentials")):
+        hint = (
+            "the server refused the credentials: set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (the Secret gbmseg-mlflow-client on a cluster)"
+        )
+    else:
+        hint = (
+            "start the server (or unset MLFLOW_TRACKING_URI for the local store), or pass "
+            "--no-track"
+        )
+    return TrackingError(
+        f"MLflow at {resolve_uri(tp, root)} is unreachable or refused the request ({text}); "
+        f"nothing was run. {hint}, and run again"
+    )
 
 
 SIGNATURE = ModelSignature(
@@ -163,15 +223,23 @@ def log_model(model_dir: str | Path, input_example: np.ndarray) -> str:
     artifacts = {"weights": str(model_dir / "model.pt")}
     if (model_dir / "trained_on.json").is_file():
         artifacts["trained_on"] = str(model_dir / "trained_on.json")
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(PACKAGE_DIR / "serving.py"),
-        artifacts=artifacts,
-        code_paths=[str(PACKAGE_DIR)],
-        signature=SIGNATURE,
-        input_example=input_example.astype(np.float32),
-        pip_requirements=["torch==2.13.0", "numpy", "scipy", "pyyaml", "pydantic>=2", "tqdm"],
-    )
+    try:
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PACKAGE_DIR / "serving.py"),
+            artifacts=artifacts,
+            code_paths=[str(PACKAGE_DIR)],
+            signature=SIGNATURE,
+            input_example=input_example.astype(np.float32),
+            pip_requirements=["torch==2.13.0", "numpy", "scipy", "pyyaml", "pydantic>=2", "tqdm"],
+        )
+    except Exception as exc:  # the artifact store (S3, disk) or the server: any failure
+        raise TrackingError(
+            f"logging the model to MLflow failed ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); nothing was registered "
+            "and no alias moved. Check the artifact store and the server, then run "
+            "`gbmseg register` again"
+        ) from exc
     return info.model_uri
 
 

@@ -7,7 +7,8 @@ import torch
 from gbmseg.engine import checkpoint
 from gbmseg.engine.amp import resolve
 from gbmseg.engine.data import Batches
-from gbmseg.engine.trainer import Trainer, TrainingDiverged, lr_lambda, seg_loss
+from gbmseg.engine.objective import lr_lambda, seg_loss
+from gbmseg.engine.trainer import Trainer, TrainingDiverged
 from gbmseg.model.unet import build
 from gbmseg.steps import synth
 from tests.conftest import params

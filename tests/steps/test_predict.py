@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -92,7 +94,7 @@ def test_labelme_round_trip_gives_back_the_predicted_mask(tmp_path, model_dir):
         Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(lab / "images" / f"im{i}.png")
     out = tmp_path / "pred"
     res = predict.run(_p(labelme=True), str(model_dir), [lab / "images"], out, "black", "gbm")
-    docs = {r["labelme"]: json.loads(open(r["labelme"]).read()) for r in res}
+    docs = {r["labelme"]: json.loads(Path(r["labelme"]).read_text()) for r in res}
     assert all(
         d["imagePath"] == f"../lab/images/{p.split('/')[-1][:-5]}.png" for p, d in docs.items()
     )

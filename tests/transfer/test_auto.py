@@ -10,7 +10,7 @@ import torch
 from gbmseg.config import load
 from gbmseg.data.stats import histogram
 from gbmseg.engine import checkpoint
-from gbmseg.engine.trainer import param_groups
+from gbmseg.engine.objective import param_groups
 from gbmseg.model.unet import build
 from gbmseg.transfer import auto, freezing
 from tests.conftest import ROOT, prepared, tiny

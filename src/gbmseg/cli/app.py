@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("gbmseg")
     from gbmseg.data.io import DataError
     from gbmseg.engine.checkpoint import CheckpointError
+    from gbmseg.engine.preemption import EXIT_CODE, TrainingInterrupted
     from gbmseg.engine.trainer import TrainingDiverged
     from gbmseg.errors import StorageError, TrackingError
 
@@ -93,6 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except (TrainingDiverged, StorageError, TrackingError) as exc:
         log.error("%s", exc)
+        return EXIT_FAILED
+    except TrainingInterrupted as exc:
+        log.warning("%s", exc)
+        return EXIT_CODE
+    except OSError as exc:  # a full disk, a file-size limit, a vanished folder
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error(
+            "%s%s; nothing was published (earlier outputs are as they were): free space or "
+            "fix the folder, then run again",
+            where,
+            exc.strerror or exc,
+        )
         return EXIT_FAILED
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result, indent=2, default=str))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -34,7 +35,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via temp file + fsync + rename."""
+    """Write ``data`` to ``path`` via temp file + fsync + rename.  A failed write (a full
+    disk) leaves no temp file and raises OSError naming ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -45,9 +47,11 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     _fsync_dir(path.parent)
     return path
@@ -55,6 +59,15 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode())
+
+
+def write_array(path: str | Path, arr) -> Path:
+    """A ``.npy`` file, written like every other output (temp file, fsync, rename)."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return write_bytes(path, buf.getvalue())
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

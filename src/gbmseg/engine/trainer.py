@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from gbmseg.config import TrainParams
 from gbmseg.engine import checkpoint, distributed
 from gbmseg.engine.amp import Precision
 from gbmseg.engine.data import Batches
+from gbmseg.engine.objective import layout, lr_lambda, param_groups, seg_loss, unwrap, validate
+from gbmseg.engine.preemption import StopRequest, TrainingInterrupted
 
 log = logging.getLogger(__name__)
 MetricsHook = Callable[[dict[str, float], int], None]
@@ -47,75 +48,6 @@ class FitResult:
         return self.logging_s / self.train_s if self.train_s else 0.0
 
 
-def seg_loss(logits: torch.Tensor, target: torch.Tensor, p: TrainParams) -> torch.Tensor:
-    logits = logits.float()
-    bce = F.binary_cross_entropy_with_logits(logits, target)
-    prob = torch.sigmoid(logits)
-    inter = (prob * target).sum(dim=(1, 2, 3))
-    denom = prob.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
-    soft_dice = 1 - ((2 * inter + 1) / (denom + 1)).mean()
-    return p.bce_weight * bce + p.dice_weight * soft_dice
-
-
-def lr_lambda(total_steps: int, warmup_steps: int, kind: str = "cosine") -> Callable[[int], float]:
-    """Linear warm-up, then cosine or poly (power 0.9, as in nnU-Net) decay to zero."""
-
-    def f(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        if kind == "poly":
-            return (1 - progress) ** 0.9
-        return 0.5 * (1 + math.cos(math.pi * progress))
-
-    return f
-
-
-@torch.no_grad()
-def validate(
-    model: torch.nn.Module, batches: Batches, prec: Precision, channels_last: bool = False
-) -> dict[str, float]:
-    """Global Dice over the validation tiles (each rank scores its share, then all-reduce)."""
-    model = unwrap(model)  # no DDP collectives: ranks may hold unequal shares
-    model.eval()
-    tp = fp = fn = 0.0
-    for x, y in batches:
-        x, y = x.to(prec.device), y.to(prec.device)
-        with prec.autocast():
-            pred = model(_layout(x, channels_last)).float() > 0
-        t = y > 0.5
-        tp += float((pred & t).sum())
-        fp += float((pred & ~t).sum())
-        fn += float((~pred & t).sum())
-    tp, fp, fn = distributed.all_sum([tp, fp, fn], prec.device)  # every rank sees the same Dice
-    denom = 2 * tp + fp + fn
-    return {"val_dice": 1.0 if denom == 0 else 2 * tp / denom}
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain U-Net inside torch.compile and DDP wrappers."""
-    model = getattr(model, "_orig_mod", model)
-    model = getattr(model, "module", model)
-    return getattr(model, "_orig_mod", model)
-
-
-def param_groups(model: torch.nn.Module, lr: float) -> list[dict]:
-    """Trainable parameters grouped by learning rate: ``model.lr_scales`` (prefix -> factor,
-    set by fine-tuning) scales the base ``lr``; frozen parameters are left out."""
-    raw = unwrap(model)
-    scales: dict[str, float] = getattr(raw, "lr_scales", {})
-    groups: dict[float, list[torch.nn.Parameter]] = {}
-    for name, q in raw.named_parameters():
-        if q.requires_grad:
-            s = next((v for k, v in scales.items() if name.startswith(k + ".")), 1.0)
-            groups.setdefault(s, []).append(q)
-    return [{"params": qs, "lr": lr * s} for s, qs in groups.items()]
-
-
-def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
 class Trainer:
     def __init__(
         self,
@@ -139,6 +71,8 @@ class Trainer:
         self.sched: torch.optim.lr_scheduler.LambdaLR | None = None
         self.result = FitResult()
         self.start_epoch = 0
+        self.partial: dict = {}  # a resumed epoch's batches done, loss sum, images, seconds
+        self.stop = StopRequest()
 
     def _state(self, epoch: int, train_batches: Batches) -> dict:
         raw = unwrap(self.model)
@@ -158,21 +92,63 @@ class Trainer:
 
     def resume(self, path: Path, train_batches: Batches) -> None:
         state = checkpoint.load(path)
-        unwrap(self.model).load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])  # fit() builds it before resuming
-        self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"])
-        train_batches.generator.set_state(state["batch_rng"])
+        try:
+            unwrap(self.model).load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])  # fit() builds it before resuming
+            self.scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["rng"])
+            train_batches.generator.set_state(state["batch_rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise checkpoint.CheckpointError(
+                f"{path}: not a resumable checkpoint of this model ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:160]}); delete it to start afresh"
+            ) from exc
         self.start_epoch = int(state["epoch"]) + 1
+        if state.get("partial"):  # stopped inside an epoch: replay its batch order, skip done
+            self.start_epoch = int(state["epoch"])
+            self.partial = dict(state["partial"])
+            train_batches.generator.set_state(state["partial"]["epoch_rng"])
         self.result.best_val_dice = float(state["best_val_dice"])
         self.result.best_epoch = int(state["best_epoch"])
         self.result.history = list(state["history"])
         log.info("resumed from %s at epoch %d", path, self.start_epoch)
 
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x, y = (
+            layout(x.to(self.prec.device, non_blocking=True), self.p.channels_last),
+            y.to(self.prec.device),
+        )
+        with self.prec.autocast():
+            logits = self.model(x)
+        loss = seg_loss(logits, y, self.p)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.p.grad_clip > 0:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.p.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        return loss.detach()
+
+    def _interrupt(self, epoch: int, batches: Batches, partial: dict) -> None:
+        """Write a checkpoint of this point inside the epoch, then stop."""
+        if self.is_main:
+            state = self._state(epoch, batches) | {"partial": partial}
+            checkpoint.save(self.out / "last.pt", state)
+        raise TrainingInterrupted(
+            f"stopped by SIGTERM in epoch {epoch + 1} after batch {partial['batches']}; "
+            f"checkpoint {self.out / 'last.pt'}: run again with --resume to continue"
+        )
+
     def _train_epoch(self, epoch: int, batches: Batches) -> dict[str, float]:
         self.model.train()
-        total, n_img, t0 = torch.zeros((), device=self.prec.device), 0, time.perf_counter()
+        carried, self.partial = self.partial, {}
+        epoch_rng = carried.get("epoch_rng", batches.generator.get_state())
+        skip, n_img = int(carried.get("batches", 0)), int(carried.get("images", 0))
+        total = torch.tensor(float(carried.get("loss_sum", 0.0)), device=self.prec.device)
+        t0 = time.perf_counter() - float(carried.get("seconds", 0.0))
         bar = tqdm(
             batches,
             desc=f"epoch {epoch + 1}/{self.p.epochs}",
@@ -180,25 +156,22 @@ class Trainer:
             disable=None if self.is_main else True,
             leave=False,
         )
-        for x, y in bar:
-            x, y = (
-                _layout(x.to(self.prec.device, non_blocking=True), self.p.channels_last),
-                y.to(self.prec.device),
-            )
-            with self.prec.autocast():
-                logits = self.model(x)
-            loss = seg_loss(logits, y, self.p)
-            self.opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if self.p.grad_clip > 0:
-                self.scaler.unscale_(self.opt)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.p.grad_clip)
-            self.scaler.step(self.opt)
-            self.scaler.update()
-            self.sched.step()
-            total += loss.detach()
+        single = distributed.from_env().world == 1  # DDP: ranks stop together at epoch ends
+        for i, (x, y) in enumerate(bar):
+            if i < skip:  # done before the interruption: same order and flips, not retrained
+                continue
+            total += self._step(x, y)
             n_img += x.shape[0]
             bar.set_postfix(img_s=f"{n_img / (time.perf_counter() - t0):.1f}")
+            if single and self.stop.requested and i + 1 < len(batches):
+                partial = {
+                    "batches": i + 1,
+                    "loss_sum": float(total),
+                    "images": n_img,
+                    "seconds": time.perf_counter() - t0,
+                    "epoch_rng": epoch_rng,
+                }
+                self._interrupt(epoch, batches, partial)
         mean_loss = distributed.all_sum([float(total) / max(1, len(batches))], self.prec.device)[0]
         mean_loss /= max(1, distributed.from_env().world)
         if not math.isfinite(mean_loss):
@@ -222,6 +195,10 @@ class Trainer:
         )
         if resume_from is not None:
             self.resume(resume_from, train)
+        with self.stop:
+            return self._epochs(train, val)
+
+    def _epochs(self, train: Batches, val: Batches) -> FitResult:
         t_start, r = time.perf_counter(), self.result
         fixed = len(val.images) == 0  # no validation images: fixed schedule, keep the last epoch
         for epoch in range(self.start_epoch, self.p.epochs):
@@ -263,6 +240,11 @@ class Trainer:
                 r.stopped = f"time budget of {self.p.max_minutes} min reached"
                 r.budget_stop = True
                 break
+            if distributed.any_rank(self.stop.requested, self.prec.device):
+                raise TrainingInterrupted(
+                    f"stopped by SIGTERM after epoch {epoch + 1}; checkpoint "
+                    f"{self.out / 'last.pt'}: run again with --resume to continue"
+                )
         return r
 
     def _checkpoint(self, epoch: int, train: Batches, improved: bool) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from gbmseg.config import PackParams
 from gbmseg.data import splits
-from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_json
+from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_array, write_json
 from gbmseg.data.io import DataError, list_images, read_image, read_raw, starts
 from gbmseg.runlog import RunLog
 
@@ -93,8 +93,8 @@ def run(
             if split == "train" and aug_names:
                 folders.append((Path(augmented), aug_names))
             x, y, pixels = _collect(folders, p)
-            np.save(tmp / f"{split}_images.npy", x)
-            np.save(tmp / f"{split}_masks.npy", y)
+            write_array(tmp / f"{split}_images.npy", x)
+            write_array(tmp / f"{split}_masks.npy", y)
             manifest["splits"][split] = {
                 "sources": by_split[split],
                 "pixels_sha256": [identity[Path(n).stem]["pixels_sha256"] for n in by_split[split]],
