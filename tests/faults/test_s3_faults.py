@@ -1,11 +1,13 @@
-"""The S3 endpoint flaky (connections reset: retried, the upload completes) and
-dying mid-upload (one clear StorageError; no _COMPLETE marker, so the half upload is
-refused by every reader)."""
+"""Hostile and failing S3 stores: the endpoint flaky (connections reset: retried, the upload
+completes) or dying mid-upload (one clear StorageError; no _COMPLETE marker, so the half
+upload is refused by every reader); a marker naming paths outside the destination; a bit
+flipped in the DVC remote."""
 
 import contextlib
 import os
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +107,87 @@ def test_endpoint_dying_mid_upload_leaves_nothing_that_passes_for_data(s3, folde
     with pytest.raises(storage.StorageError, match="upload never finished"):
         storage.download_dir("s3://dying/data", tmp_path / "x", direct)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("marker", "why"),
+    [
+        ('{"../victim.txt": "%s"}', "not a plain relative path"),
+        ('{"/tmp/abs.txt": "%s"}', "not a plain relative path"),
+        ('{"a\\\\..\\\\..\\\\b.txt": "%s"}', "not a plain relative path"),
+        ('{"f0.bin": "%s", "f0.bin": "%s"}', "more than once"),
+        ('{"f0.bin": "not-a-digest"}', "not a plain relative path with a sha256"),
+        ("[1, 2]", "not a file -> sha256 mapping"),
+    ],
+    ids=["dotdot", "absolute", "backslash", "duplicate", "bad-digest", "not-a-mapping"],
+)
+def test_a_hostile_marker_is_refused_and_nothing_is_written(s3, folder, tmp_path, marker, why):
+    """Anyone who can write to the bucket can edit _COMPLETE: a marker naming paths outside
+    the destination, or malformed, is refused before a single file is written."""
+    client = storage.client(s3)
+    storage.ensure_bucket("hostile", client)
+    storage.upload_dir(folder, "s3://hostile/data", client)
+    digest = "0" * 64
+    body = marker.replace("%s", digest)
+    client.put_object(Bucket="hostile", Key="data/_COMPLETE", Body=body.encode())
+    client.put_object(Bucket="hostile", Key="victim.txt", Body=b"overwritten")
+    dest = tmp_path / "inner" / "dest"
+    dest.parent.mkdir()
+    before = sorted(str(q) for q in tmp_path.rglob("*"))
+    with pytest.raises(storage.StorageError, match=why):
+        storage.download_dir("s3://hostile/data", dest, client)
+    assert sorted(str(q) for q in tmp_path.rglob("*")) == before  # nothing written anywhere
+    assert not Path("/tmp/abs.txt").exists()
+
+
+def test_a_bit_flip_in_the_dvc_remote_is_caught_on_pull(s3, tmp_path, monkeypatch):
+    """The project's DVC remote verifies what it downloads (`verify = true`): an object
+    changed in the store fails `dvc pull` with a hash error and the workspace gets nothing
+    corrupt."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, **S3_CREDENTIALS, "PATH": f"{bindir}:{os.environ['PATH']}"}
+
+    def dvc(cwd, *args, check=True):
+        return subprocess.run(
+            [str(bindir / "dvc"), *args],
+            cwd=cwd,
+            env=env,
+            check=check,
+            capture_output=True,
+            text=True,
+        )
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(d)], check=True)
+        dvc(d, "remote", "modify", "--local", "s3", "endpointurl", s3)
+    subprocess.run(
+        [str(bindir / "gbmseg"), "synth"], cwd=a, env=env, check=True, capture_output=True
+    )
+    dvc(a, "commit", "-f", "-q", "data.dvc")
+    client = storage.client(s3)
+    storage.ensure_bucket("gbmseg-dvc", client)
+    dvc(a, "push", "data.dvc")
+    key = sorted(
+        k for k in storage.list_keys("s3://gbmseg-dvc/store", client) if not k.endswith(".dir")
+    )[0]
+    body = bytearray(client.get_object(Bucket="gbmseg-dvc", Key=key)["Body"].read())
+    body[len(body) // 2] ^= 0x01  # one flipped bit
+    client.put_object(Bucket="gbmseg-dvc", Key=key, Body=bytes(body))
+    res = dvc(b, "pull", "data.dvc", check=False)
+    assert res.returncode != 0
+    assert (
+        "corrupted" in (res.stdout + res.stderr).lower()
+        or "checksum" in (res.stdout + res.stderr).lower()
+    ), res.stdout + res.stderr
+    pulled = (
+        {q.relative_to(b): q.read_bytes() for q in (b / "data" / "raw").rglob("*") if q.is_file()}
+        if (b / "data" / "raw").exists()
+        else {}
+    )
+    assert bytes(body) not in pulled.values()
