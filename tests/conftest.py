@@ -97,5 +97,7 @@ def prepared(p: Params, names: tuple[str, ...] = ("target",)) -> Params:
 def shared(name: str) -> Path:
     path = SHARED / name
     if not (path / "images").is_dir():
-        pytest.skip(f"real EM data {path} not present (set GBMSEG_SHARED_DATA)")
+        from tests.servers import unavailable
+
+        unavailable(f"real EM data {path} not present (set GBMSEG_SHARED_DATA)")
     return path

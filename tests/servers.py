@@ -27,11 +27,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    """initdb/pg_ctl refuse to run as root: drop to the postgres user when we are root."""
+def unavailable(reason: str):
+    """A real server that cannot start: a failure under CI (nothing may be skipped there
+    unnoticed), a skip on a developer's machine."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: real-server tests must run)")
+    pytest.skip(reason)
+
+
+def pg_bin() -> Path | None:
+    """PostgreSQL's programs: the ones the project installs (the pgserver wheel, a dev
+    dependency), else initdb/pg_ctl on PATH."""
+    with contextlib.suppress(ImportError):
+        import pgserver
+
+        found = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        if (found / "initdb").is_file():
+            return found
+    on_path = shutil.which("initdb")
+    return Path(on_path).parent if on_path and shutil.which("pg_ctl") else None
+
+
+def _pg_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as `postgres` (where a system
+    package made one) or `nobody`."""
     if os.geteuid() != 0:
-        return cmd
-    return ["runuser", "-u", "postgres", "--", *cmd]
+        return None
+    try:
+        return pwd.getpwnam("postgres").pw_name
+    except KeyError:
+        return "nobody"
+
+
+def _as_postgres(cmd: list[str], user: str | None) -> list[str]:
+    return cmd if user is None else ["runuser", "-u", user, "--", *cmd]
 
 
 def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
@@ -49,29 +78,33 @@ def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = Non
 @contextlib.contextmanager
 def postgres() -> Iterator[str]:
     """A throw-away PostgreSQL cluster on 127.0.0.1; yields a SQLAlchemy URI of database mlflow."""
-    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
-        pytest.skip("PostgreSQL binaries initdb/pg_ctl not on PATH")
+    bindir = pg_bin()
+    if bindir is None:
+        unavailable("no PostgreSQL programs: `make venv` installs them (pgserver)")
+    user = _pg_user()
     root = Path(tempfile.mkdtemp(prefix="gbmseg-pg-"))
     root.chmod(0o755)
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("postgres")
+    if user is not None:
+        pw = pwd.getpwnam(user)
         os.chown(root, pw.pw_uid, pw.pw_gid)
     data, port = root / "data", free_port()
     env = {**os.environ, "LC_ALL": "C"}
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
     subprocess.run(
-        _as_postgres(["initdb", "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]),
+        _as_postgres([*initdb, "-E", "UTF8"], user),
         check=True,
         capture_output=True,
         env=env,
+        cwd=root,
     )
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c max_connections=100"
+    start = [str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log")]
     subprocess.run(
-        _as_postgres(
-            ["pg_ctl", "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"]
-        ),
+        _as_postgres([*start, "-w", "start"], user),
         check=True,
         capture_output=True,
         env=env,
+        cwd=root,
     )
     try:
         import psycopg2
@@ -83,11 +116,8 @@ def postgres() -> Iterator[str]:
         conn.close()
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
     finally:
-        subprocess.run(
-            _as_postgres(["pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"]),
-            capture_output=True,
-            env=env,
-        )
+        stop = [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
+        subprocess.run(_as_postgres(stop, user), capture_output=True, env=env, cwd=root)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -138,9 +168,10 @@ def mlflow_server(
     log_dir=None,
     port: int | None = None,
     workers: int = 2,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """`mlflow server` on 127.0.0.1 with the given backend store and artifact destination
-    (a folder or s3://...); yields its URL."""
+    (a folder or s3://...), plus ``extra`` arguments; yields its URL."""
     port = port or free_port()
     cmd = [
         str(BIN / "mlflow"),
@@ -155,6 +186,7 @@ def mlflow_server(
         str(artifacts),
         "--workers",
         str(workers),
+        *extra,
     ]
     log_dir = Path(log_dir or Path(artifacts).parent)
     with _serving(

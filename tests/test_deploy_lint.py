@@ -11,8 +11,18 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.servers import unavailable
 
 BIN = Path(sys.executable).parent
+
+
+def kustomize(folder: Path) -> str:
+    """`kubectl kustomize` output; without kubectl a clear failure under CI, a skip elsewhere."""
+    if not shutil.which("kubectl"):
+        unavailable("kubectl not on PATH: install kubectl to render infra/ (kustomize)")
+    return subprocess.run(
+        ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=True
+    ).stdout
 OVERLAYS = sorted(p.name for p in (ROOT / "infra" / "overlays").iterdir() if p.is_dir())
 
 
@@ -36,14 +46,7 @@ def test_hadolint_does_fail_on_a_bad_dockerfile(tmp_path):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_renders_and_validates(overlay, tmp_path):
-    if not shutil.which("kubectl"):
-        pytest.skip("kubectl not installed")
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(ROOT / "infra" / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    rendered = kustomize(ROOT / "infra" / "overlays" / overlay)
     out = tmp_path / f"{overlay}.yaml"
     out.write_text(rendered)
     res = subprocess.run(
@@ -100,7 +103,7 @@ CHECKOV = ROOT / ".venv-tools" / "bin" / "checkov"
 
 def _checkov(path: Path, framework: str) -> dict:
     if not CHECKOV.is_file():
-        pytest.skip("checkov not installed: `make tools` (make test does it)")
+        unavailable("checkov not installed: `make tools` (make test does it)")
     res = subprocess.run(
         [str(CHECKOV), "-f", str(path), "--framework", framework, "--skip-download", "-o", "json"],
         capture_output=True,
@@ -119,14 +122,7 @@ def _checkov(path: Path, framework: str) -> dict:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_checkov_passes_on_rendered_infra(overlay, tmp_path):
     out = tmp_path / f"{overlay}.yaml"
-    out.write_text(
-        subprocess.run(
-            ["kubectl", "kustomize", str(ROOT / "infra" / "overlays" / overlay)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    out.write_text(kustomize(ROOT / "infra" / "overlays" / overlay))
     res = _checkov(out, "kubernetes")
     assert res["failed"] == [], res["failed"]
     assert res["summary"]["passed"] > 100

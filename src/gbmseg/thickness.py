@@ -17,11 +17,13 @@ tensor, integrated over about one membrane width.
   ``8 / (3 pi)`` x the harmonic mean is the true thickness (the stereological correction,
   reported as its own figure).
 * Oblique cuts: a point whose local width exceeds ``oblique_ratio`` x the median of its
-  neighbourhood (radius ``oblique_window``) is flagged oblique.  Flagged points are left out
-  of the direct figures (medial median and mean, uncorrected intercept statistics), which
-  assume perpendicular cuts.  The stereologically corrected harmonic mean uses *every*
-  intercept: the correction already accounts for oblique cuts, so excluding them too would
-  correct twice.
+  neighbourhood (radius ``oblique_window``) is flagged oblique.  An intercept *thinner*
+  than the neighbourhood's median / ``oblique_ratio`` crosses a bump or a fragment beside
+  the membrane, not the membrane (oblique cuts only ever widen it): it is dropped.
+  Oblique points are left out of the direct figures (medial median and mean, uncorrected
+  intercept statistics), which assume perpendicular cuts.  The stereologically corrected
+  harmonic mean uses *every* remaining intercept: the correction already accounts for
+  oblique cuts, so excluding them too would correct twice.
 """
 
 from __future__ import annotations
@@ -123,6 +125,16 @@ def grid_crossings(mask: np.ndarray, spacing: float) -> np.ndarray:
     return np.concatenate(found).astype(np.float64) if found else np.zeros((0, 2))
 
 
+def measured(mask: np.ndarray, medial: np.ndarray) -> np.ndarray:
+    """The pieces of the mask that have a kept mid-line: specks and fragments too short to be
+    membrane get no intercepts either."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    if not n or not len(medial):
+        return np.zeros_like(mask, dtype=bool)
+    ys, xs = np.round(medial).astype(int).T
+    return np.isin(labels, np.unique(labels[ys, xs][labels[ys, xs] > 0]))
+
+
 def oblique(points: np.ndarray, widths: np.ndarray, ratio: float, window: float) -> np.ndarray:
     """Points whose width exceeds ``ratio`` x the median width within ``window`` px."""
     if not len(points):
@@ -150,19 +162,22 @@ def profile(
     medial = chords(mask, pts, normals(mask, pts, scale), reach)
     ok = np.isfinite(medial)
     pts, medial = pts[ok], medial[ok]
-    cross = grid_crossings(mask, grid_spacing_px)
+    cross = grid_crossings(measured(mask, pts), grid_spacing_px)
     inter = chords(mask, cross, normals(mask, cross, scale), reach)
     ok = np.isfinite(inter) & (inter > 2 * STEP)
     cross, inter = cross[ok], inter[ok]
-    # oblique: judged against the medial widths around each point
-    ref = cKDTree(pts) if len(pts) else None
+    # judged against the mid-line widths around each point: oblique cuts look wider; a
+    # chord far thinner than the membrane around it (across a bump or a fragment beside it)
+    # is no cross-section of the membrane and counts nowhere
     flags = oblique(pts, medial, oblique_ratio, oblique_window_px)
-    if ref is not None and len(cross):
-        near = ref.query_ball_point(cross, r=oblique_window_px)
+    local = np.full(len(cross), np.nan)
+    if len(pts) and len(cross):
+        near = cKDTree(pts).query_ball_point(cross, r=oblique_window_px)
         local = np.array([np.median(medial[ix]) if ix else np.nan for ix in near])
+    thin = inter < local / oblique_ratio
+    cross, inter, local = cross[~thin], inter[~thin], local[~thin]
+    with np.errstate(invalid="ignore"):
         inter_flags = inter > oblique_ratio * local
-    else:
-        inter_flags = np.zeros(len(cross), bool)
     return Profile(medial, pts, flags, inter, cross, inter_flags, length)
 
 

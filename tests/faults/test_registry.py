@@ -80,6 +80,35 @@ def test_mlflow_down_during_a_step_buffers_metrics_and_loses_none(tmp_path, monk
     assert sorted((m.step, m.value) for m in hist) == [(1, 1.0), (2, 0.5), (3, 0.25), (4, 0.125)]
 
 
+def test_mlflow_down_while_params_tags_and_files_are_logged(tmp_path, monkeypatch, caplog):
+    """The server drops mid-step: params, tags and files are kept and sent when it is back;
+    a server still gone when the step ends costs a warning, never a traceback."""
+    port, backend = free_port(), f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    tp = TrackingParams(uri=f"http://127.0.0.1:{port}", experiment="drop", model_name="m")
+    (tmp_path / "report.csv").write_text("a,b\n1,2\n")
+    with mlflow_server(backend, tmp_path / "art", port=port):
+        ctx = tracking.stage_run(tp, "evaluate", "g")
+        run = ctx.__enter__()
+    run.params({"evaluate": {"tile": 256}})  # the server is gone: none of these raise
+    run.tags({"transfer.strategy": "full"})
+    run.artifact(tmp_path / "report.csv", "evaluate")
+    assert [kind for kind, _, _ in run.pending] == ["params", "tags", "artifact"]
+    with mlflow_server(backend, tmp_path / "art", port=port):
+        assert run.flush() and run.pending == []
+        from mlflow import MlflowClient
+
+        got = MlflowClient().get_run(run.run_id)
+        files = [f.path for f in MlflowClient().list_artifacts(run.run_id, "evaluate")]
+    assert got.data.params["evaluate.tile"] == "256"
+    assert got.data.tags["transfer.strategy"] == "full"
+    assert files == ["evaluate/report.csv"]
+    run.tags({"late": "1"})  # gone again at the very end of the step
+    ctx.__exit__(None, None, None)
+    assert "never reached MLflow" in caplog.text
+
+
 def _register_one(uri: str, weights: str, q) -> None:
     os.environ["MLFLOW_TRACKING_URI"] = uri
     tp = TrackingParams(uri="", experiment="race", model_name="raced")
