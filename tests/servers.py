@@ -53,14 +53,20 @@ def _pg_user() -> str | None:
     package made one) or `nobody`."""
     if os.geteuid() != 0:
         return None
+    wanted = os.environ.get("GBMSEG_PG_USER", "postgres")  # e.g. nobody, on a bare machine
     try:
-        return pwd.getpwnam("postgres").pw_name
+        return pwd.getpwnam(wanted).pw_name
     except KeyError:
         return "nobody"
 
 
 def _as_postgres(cmd: list[str], user: str | None) -> list[str]:
-    return cmd if user is None else ["runuser", "-u", user, "--", *cmd]
+    if user is None:
+        return cmd
+    runuser = shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if Path(p).is_file()), "runuser"
+    )
+    return [runuser, "-u", user, "--", *cmd]
 
 
 def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:

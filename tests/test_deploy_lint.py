@@ -23,6 +23,8 @@ def kustomize(folder: Path) -> str:
     return subprocess.run(
         ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=True
     ).stdout
+
+
 OVERLAYS = sorted(p.name for p in (ROOT / "infra" / "overlays").iterdir() if p.is_dir())
 
 

@@ -20,10 +20,10 @@ def server(tmp_path_factory):
     ini.write_text(
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{root / 'basic_auth.db'}\n"
-        "admin_username = admin\nadmin_password = password1234\n"
+        "admin_username = admin\nadmin_password = gbmseg-test-admin-7x\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
-    env = {"MLFLOW_AUTH_CONFIG_PATH": str(ini)}
+    env = {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-key"}
     with mlflow_server(
         f"sqlite:///{root / 'mlflow.db'}",
         root / "art",
@@ -61,6 +61,6 @@ def test_bad_credentials_fail_clearly_before_the_step(server, tmp_path, user, pa
 
 
 def test_the_right_credentials_work(server, tmp_path):
-    res = _synth_and_validate(tmp_path, server, "admin", "password1234")
+    res = _synth_and_validate(tmp_path, server, "admin", "gbmseg-test-admin-7x")
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "validated" / "target" / "manifest.json").is_file()

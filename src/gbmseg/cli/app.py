@@ -20,7 +20,7 @@ Examples:
   gbmseg train source -S train.epochs=5   # override a parameter for one run
   gbmseg predict scans/ --out predictions && gbmseg measure predictions --pixel-size 2.5
 """
-NOISY = ("great_expectations", "alembic", "mlflow", "urllib3", "botocore", "numexpr")
+NOISY = ("great_expectations", "alembic", "mlflow", "urllib3", "botocore", "numexpr", "tifffile")
 
 
 def _common() -> argparse.ArgumentParser:

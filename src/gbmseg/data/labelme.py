@@ -22,9 +22,17 @@ HOLE = "hole"  # shapes with this label are holes (drawn as background)
 TOLERANCE_PX = 1.0  # labelme snaps points to the border; allow that much overshoot
 
 
-def _points(shape: dict, path: Path, i: int) -> list[tuple[float, float]]:
-    pts = shape.get("points") or []
+def _points(shape: object, path: Path, i: int) -> list[tuple[float, float]]:
+    if not isinstance(shape, dict):
+        raise DataError(f"{path}: shape {i} is not a labelme shape (an object with points)")
+    raw = shape.get("points") or []
     kind = shape.get("shape_type") or "polygon"
+    try:
+        pts = [(float(x), float(y)) for x, y in raw]
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: shape {i} has points that are not [x, y] numbers") from exc
+    if not all(np.isfinite(v) for p in pts for v in p):
+        raise DataError(f"{path}: shape {i} has a point that is not a finite number")
     if kind == "rectangle" and len(pts) == 2:
         (x0, y0), (x1, y1) = pts
         return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
@@ -32,7 +40,30 @@ def _points(shape: dict, path: Path, i: int) -> list[tuple[float, float]]:
         raise DataError(
             f"{path}: shape {i} ({kind!r}, {len(pts)} points) is not a polygon or rectangle"
         )
-    return [(float(x), float(y)) for x, y in pts]
+    return pts
+
+
+def _size(doc: dict, path: Path, shape: tuple[int, int] | None) -> tuple[int, int]:
+    """The canvas (height, width): from the file, else the image; refused when absurd."""
+    from gbmseg.data.io import check_size
+
+    dims = []
+    for key, fallback in (
+        ("imageHeight", shape[0] if shape else 0),
+        ("imageWidth", shape[1] if shape else 0),
+    ):
+        value = doc.get(key) or fallback
+        try:
+            value = int(value)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{path}: {key} {value!r} is not a whole number") from exc
+        if value <= 0:
+            raise DataError(
+                f"{path}: no positive imageHeight/imageWidth and no image to take them from"
+            )
+        dims.append(value)
+    check_size(path, tuple(dims))
+    return dims[0], dims[1]
 
 
 def read_json(path: str | Path) -> dict:
@@ -41,7 +72,7 @@ def read_json(path: str | Path) -> dict:
         doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not a readable labelme JSON file ({exc})") from exc
-    if not isinstance(doc, dict) or "shapes" not in doc:
+    if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
         raise DataError(f"{path}: no 'shapes' list; is this a labelme file?")
     if not doc.get("imagePath"):
         raise DataError(f"{path}: missing 'imagePath'; re-save the annotation in labelme")
@@ -57,15 +88,12 @@ def rasterise(
     """0/1 mask (1 = structure) from a labelme file; DataError names file, shape and problem."""
     path = Path(path)
     doc = read_json(path)
-    h = int(doc.get("imageHeight") or (shape[0] if shape else 0))
-    w = int(doc.get("imageWidth") or (shape[1] if shape else 0))
-    if not h or not w:
-        raise DataError(f"{path}: no imageHeight/imageWidth and no image to take them from")
+    h, w = _size(doc, path, shape)
     canvas = Image.new("L", (w, h), 0)
     draw = ImageDraw.Draw(canvas)
     for i, s in enumerate(doc["shapes"]):
-        label = s.get("label")
-        if label not in labels and label not in hole_labels:
+        label = s.get("label") if isinstance(s, dict) else None
+        if not isinstance(label, str) or (label not in labels and label not in hole_labels):
             raise DataError(
                 f"{path}: shape {i} has unknown label {label!r}; known: {labels} (holes: "
                 f"{list(hole_labels)}; add it to validate.labels or rename it in labelme)"
