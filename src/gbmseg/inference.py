@@ -84,14 +84,7 @@ def iter_bands(
     yield (acc[:rest] / norm[:rest])[:, :w][: max(0, h - base)]
 
 
-def predict_proba(
-    model: torch.nn.Module,
-    image: np.ndarray,
-    prec: Precision,
-    tile: int = 256,
-    overlap: float = 0.25,
-    batch: int = 4,
-    tta: bool = False,
-) -> np.ndarray:
-    """Probability map (H, W) float32 for a 2-D image (uint8, or floats in [0, 1])."""
-    return np.concatenate(list(iter_bands(model, image, prec, tile, overlap, batch, tta)))
+def predict_proba(model: torch.nn.Module, image: np.ndarray, prec: Precision, *tiling, **kw):
+    """Probability map (H, W) float32 for a 2-D image (uint8, or floats in [0, 1]); tiling
+    arguments as :func:`iter_bands` (tile, overlap, batch, tta)."""
+    return np.concatenate(list(iter_bands(model, image, prec, *tiling, **kw)))

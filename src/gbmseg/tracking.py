@@ -31,6 +31,7 @@ from mlflow.types import Schema, TensorSpec
 
 from gbmseg.config import TrackingParams
 from gbmseg.errors import TrackingError
+from gbmseg.runlog import numbers
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -98,7 +99,8 @@ class RunLogger:
             self._send("params", dict(flat[i : i + 100]))
 
     def metrics(self, values: dict[str, float], step: int | None = None) -> None:
-        self._send("metrics", {k: float(v) for k, v in values.items()}, step)
+        """The numbers among ``values`` (a figure that could not be computed is None)."""
+        self._send("metrics", numbers(values), step)
 
     def tags(self, values: dict[str, Any]) -> None:
         self._send("tags", {k: str(v) for k, v in values.items()})

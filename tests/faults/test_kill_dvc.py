@@ -1,6 +1,7 @@
-"""SIGKILL of `dvc repro` in the middle of a train stage.  dvc.lock must never
-describe the half-done stage, the stage's output must not exist half-written, and the next
-`dvc repro` must re-run only that stage and what depends on it."""
+"""`dvc repro` under fault: SIGKILL in the middle of a train stage (dvc.lock never describes
+the half-done stage, its output is not half-written, the next `dvc repro` re-runs only that
+stage and what depends on it); and two `dvc repro` at once in one workspace (DVC's lock
+refuses the second, nothing corrupt)."""
 
 import os
 import signal
@@ -13,6 +14,8 @@ import yaml
 from tests.test_pipeline_e2e import BIN, _project_copy, _run
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
+DONE = ["validate@source", "validate@target", "augment@source", "augment@target"]
+DONE += ["pack@source", "pack@target"]
 
 
 def _set_epochs(proj, epochs: int) -> None:
@@ -21,45 +24,79 @@ def _set_epochs(proj, epochs: int) -> None:
     (proj / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
 
 
-def test_kill_dvc_repro_mid_stage_then_repro_reruns_only_that_stage(tmp_path):
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GBMSEG_"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def _project(tmp_path, epochs: int):
     proj = _project_copy(tmp_path / "proj")
-    _set_epochs(proj, 2000)
-    (proj / "dvc.lock").unlink()  # the checkout's lock describes other params: start clean
+    _set_epochs(proj, epochs)
     _run(proj, "git", "init", "-q")
     _run(proj, "gbmseg", "synth")
     _run(proj, "dvc", "commit", "-f", "-q", "data.dvc")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GBMSEG_"))}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    log = open(tmp_path / "repro.log", "w")  # noqa: SIM115
+    return proj
+
+
+def _start(proj, log_path):
+    log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
         ["dvc", "repro"],
         cwd=proj,
-        env=env,
+        env=_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    ckpt = proj / "models" / "train.ckpt" / "last.pt"
-    deadline = time.time() + 300
-    while not ckpt.is_file() and time.time() < deadline and proc.poll() is None:
+    return proc, log
+
+
+def _wait_for(path, proc, seconds=300):
+    deadline = time.time() + seconds
+    while not path.is_file() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    assert ckpt.is_file(), (tmp_path / "repro.log").read_text()[-2000:]
+    return path.is_file()
+
+
+def test_kill_dvc_repro_mid_stage_then_repro_reruns_only_that_stage(tmp_path):
+    proj = _project(tmp_path, 2000)
+    proc, log = _start(proj, tmp_path / "repro.log")
+    ckpt = proj / "models" / "checkpoints" / "train-source" / "last.pt"
+    assert _wait_for(ckpt, proc), (tmp_path / "repro.log").read_text()[-2000:]
     time.sleep(0.5)  # well inside training
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
     log.close()
 
     lock = yaml.safe_load((proj / "dvc.lock").read_text())
-    assert {"validate", "augment", "pack"} <= set(lock["stages"])
-    assert "train" not in lock["stages"], "dvc.lock describes a stage that never finished"
-    assert not (proj / "models" / "train").exists(), "half-written model published"
-    assert not (proj / "metrics" / "train.json").exists()
+    assert set(DONE) <= set(lock["stages"])
+    assert "train@source" not in lock["stages"], "dvc.lock describes a stage that never finished"
+    assert not (proj / "models" / "train" / "source").exists(), "half-written model published"
+    assert not (proj / "metrics" / "train" / "source.json").exists()
 
     _set_epochs(proj, 2)
     out = _run(proj, "dvc", "repro").stdout
-    for done in ("validate", "augment", "pack"):
+    for done in DONE:
         assert f"Stage '{done}' didn't change, skipping" in out, out
-        assert f"Running stage '{done}'" not in out
-    assert "Running stage 'train'" in out
-    assert (proj / "models" / "train" / "model.pt").is_file()
-    assert "up to date" in _run(proj, "dvc", "status").stdout.lower()
+    assert "Running stage 'train@source'" in out
+    assert (proj / "models" / "train" / "source" / "model.pt").is_file()
+    status = _run(proj, "dvc", "status").stdout.lower()
+    assert "up to date" in status or "always changed" in status  # resolve re-checks every run
+
+
+def test_two_dvc_repro_at_once_one_is_refused_and_nothing_is_corrupt(tmp_path):
+    proj = _project(tmp_path, 3)
+    first, log1 = _start(proj, tmp_path / "first.log")
+    assert _wait_for(proj / "data" / "validated" / "source" / "manifest.json", first)
+    second = subprocess.run(
+        ["dvc", "repro"], cwd=proj, env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode != 0
+    assert "lock" in (second.stdout + second.stderr).lower()  # DVC's repo lock said no
+    assert first.wait(900) == 0, (tmp_path / "first.log").read_text()[-3000:]
+    log1.close()
+    again = _run(proj, "dvc", "repro").stdout  # the finished workspace is whole and current
+    assert "Running stage 'train@" not in again and "Running stage 'finetune'" not in again
+    reg = yaml.safe_load((proj / "reports" / "register" / "registration.json").read_text())
+    assert reg["version"] == "1"

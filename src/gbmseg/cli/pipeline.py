@@ -1,16 +1,55 @@
-"""The pipeline's subcommands (what `dvc repro` runs): each a call into ``gbmseg.stages``."""
+"""The pipeline's subcommands (what `dvc repro` runs): each a call into ``gbmseg.stages``
+inside the step's MLflow run, then a hint at the next step."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from gbmseg import stages
-from gbmseg.cli.base import command, item_argument, param
+from gbmseg.cli.base import Arguments, command, item_argument, param
 from gbmseg.config import ConfigError, Params
 
 
-def _per_set(sp: argparse.ArgumentParser) -> None:
-    item_argument(sp)
+def _resume(what: str) -> Arguments:
+    def add(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--resume", action="store_true", help=f"continue {what} from its last.pt if any"
+        )
+
+    return add
+
+
+def _both(*parts: Arguments) -> Arguments:
+    def add(sp: argparse.ArgumentParser) -> None:
+        for part in parts:
+            part(sp)
+
+    return add
+
+
+def stage(
+    name: str,
+    summary: str,
+    arguments: Arguments | None = None,
+    per_set: bool = False,
+    resume: bool = False,
+    after: Callable[[argparse.Namespace, Params], str] | None = None,
+    fn: Callable[..., dict] | None = None,
+) -> None:
+    """Register ``gbmseg <name>``: run ``fn`` (default ``stages.<name>``; on the set given,
+    for per-set stages) inside the step's MLflow run."""
+    run_stage = fn or getattr(stages, name)
+
+    def body(args: argparse.Namespace, params: Params) -> dict:
+        extra = {"resume": args.resume} if resume else {}
+        item = (args.item,) if per_set else ()
+        with stages.tracked(params, name, not args.no_track) as run:
+            res = run_stage(params, *item, run, **extra)
+        return res | {"next": after(args, params)} if after else res
+
+    body.__module__ = __name__
+    command(name, summary, arguments)(body)
 
 
 def _validate_args(sp: argparse.ArgumentParser) -> None:
@@ -19,10 +58,18 @@ def _validate_args(sp: argparse.ArgumentParser) -> None:
     param(sp, "--out", "validate.out", "base folder of the normalised sets", metavar="DIR")
 
 
-def _resume(sp: argparse.ArgumentParser, what: str) -> None:
-    sp.add_argument(
-        "--resume", action="store_true", help=f"continue {what} from its last.pt if there is one"
+def _pretrained(sp: argparse.ArgumentParser) -> None:
+    param(
+        sp,
+        "--pretrained",
+        "finetune.pretrained",
+        "folder or models:/NAME@ALIAS to start from",
+        metavar="REF",
     )
+
+
+def _model(sp: argparse.ArgumentParser) -> None:
+    param(sp, "--model", "evaluate.model", "model folder to score", metavar="DIR")
 
 
 @command("synth", "generate the demo's synthetic source and target sets (byte-deterministic)")
@@ -30,106 +77,68 @@ def _synth(args, params: Params) -> dict:
     return stages.synth(params) | {"next": "dvc repro (or gbmseg validate source|target)"}
 
 
-@command(
+stage(
     "validate",
     "check a labelled set with a Great Expectations suite, then normalise it",
     _validate_args,
+    per_set=True,
+    after=lambda a, p: f"gbmseg augment {a.item}",
 )
-def _validate(args, params: Params) -> dict:
-    with stages.tracked(params, "validate", not args.no_track) as run:
-        res = stages.validate(params, args.item, run)
-    return res | {"next": f"gbmseg augment {args.item}"}
-
-
-@command(
-    "augment", "write N augmented copies per training image (the recipe's 7 transforms)", _per_set
+stage(
+    "augment",
+    "write N augmented copies per training image (the recipe's 7 transforms)",
+    item_argument,
+    per_set=True,
+    after=lambda a, p: f"gbmseg pack {a.item}",
 )
-def _augment(args, params: Params) -> dict:
-    with stages.tracked(params, "augment", not args.no_track) as run:
-        res = stages.augment(params, args.item, run)
-    return res | {"next": f"gbmseg pack {args.item}"}
+stage(
+    "pack",
+    "give new images a split (split file), cut tiles into .npy arrays",
+    item_argument,
+    per_set=True,
+    after=lambda a, p: f"gbmseg train {a.item}",
+)
 
 
-@command("pack", "give new images a split (split file), cut tiles into .npy arrays", _per_set)
-def _pack(args, params: Params) -> dict:
-    with stages.tracked(params, "pack", not args.no_track) as run:
-        res = stages.pack(params, args.item, run)
-    return res | {"next": f"gbmseg train {args.item}"}
+def _check_then_train(params: Params, name: str, run, resume: bool = False) -> dict:
+    stages.check_sets(params)
+    return stages.train(params, name, run, resume=resume)
 
 
-def _train_args(sp: argparse.ArgumentParser) -> None:
-    item_argument(sp, default=None)
-    _resume(sp, "training")
-
-
-@command(
+stage(
     "train",
     "train a U-Net from scratch on a set: pretraining (source) or the baseline (target)",
-    _train_args,
+    _both(lambda sp: item_argument(sp, default=None), _resume("training")),
+    per_set=True,
+    resume=True,
+    fn=_check_then_train,  # refuses a set that nothing would use
+    after=lambda a, p: "gbmseg evaluate" if a.item == p.finetune.target else "gbmseg resolve",
 )
-def _train(args, params: Params) -> dict:
-    stages.check_sets(params)
-    with stages.tracked(params, "train", not args.no_track) as run:
-        res = stages.train(params, args.item, run, resume=args.resume)
-    nxt = "gbmseg resolve" if args.item != params.finetune.target else "gbmseg evaluate"
-    return res | {"next": nxt}
-
-
-def _pretrained_flag(sp: argparse.ArgumentParser) -> None:
-    param(
-        sp,
-        "--pretrained",
-        "finetune.pretrained",
-        "model folder or models:/NAME@ALIAS to start from",
-        metavar="REF",
-    )
-
-
-@command(
+stage(
     "resolve",
     "fetch finetune.pretrained (a folder or models:/NAME@ALIAS) into a tracked local folder",
-    _pretrained_flag,
+    _pretrained,
+    after=lambda a, p: "gbmseg finetune",
 )
-def _resolve(args, params: Params) -> dict:
-    with stages.tracked(params, "resolve", not args.no_track) as run:
-        res = stages.resolve(params, run)
-    return res | {"next": "gbmseg finetune"}
-
-
-def _finetune_args(sp: argparse.ArgumentParser) -> None:
-    _resume(sp, "fine-tuning")
-
-
-@command(
+stage(
     "finetune",
     "fine-tune the resolved pretrained U-Net on the target set (strategy by size x similarity)",
-    _finetune_args,
+    _resume("fine-tuning"),
+    resume=True,
+    after=lambda a, p: "gbmseg evaluate",
 )
-def _finetune(args, params: Params) -> dict:
-    with stages.tracked(params, "finetune", not args.no_track) as run:
-        res = stages.finetune(params, run, resume=args.resume)
-    return res | {"next": "gbmseg evaluate"}
-
-
-def _evaluate_args(sp: argparse.ArgumentParser) -> None:
-    param(sp, "--model", "evaluate.model", "model folder to score", metavar="DIR")
-
-
-@command(
+stage(
     "evaluate",
     "score the fine-tuned model and the scratch baseline on the target's test images",
-    _evaluate_args,
+    _model,
+    after=lambda a, p: "gbmseg register",
 )
-def _evaluate(args, params: Params) -> dict:
-    with stages.tracked(params, "evaluate", not args.no_track) as run:
-        res = stages.evaluate(params, run)
-    return res | {"next": "gbmseg register"}
 
 
 @command(
     "register",
     "register the evaluated model as @challenger; promote to @champion only if it is better",
-    _evaluate_args,
+    _model,
 )
 def _register(args, params: Params) -> dict:
     with stages.tracked(params, "register", not args.no_track) as run:
