@@ -82,13 +82,16 @@ def score(
     tile: int = 256,
     device: str = "auto",
     keys: tuple[str, ...] = SCORE_KEYS,
+    tta: bool = False,
 ) -> list[dict]:
-    """Per-image scores of whole images (any size) with tiled Gaussian-blended inference."""
+    """Per-image scores of whole images (any size) with tiled Gaussian-blended inference
+    (``tta``: averaged over the four flips)."""
     prec = resolve(device, "fp32")
     model = model.to(prec.device).to(memory_format=torch.contiguous_format).eval()
     rows = []
     for name in chosen:
-        prob = predict_proba(model, read_image(folder / "images" / name), prec, tile, 0.25, 8)
+        img = read_image(folder / "images" / name)
+        prob = predict_proba(model, img, prec, tile, 0.25, 8, tta)
         truth = read_mask(folder / "masks" / name, positive).astype(bool)
         rows.append({"image": name, **{k: round(METRICS[k](truth, prob > 0.5), 5) for k in keys}})
     return rows

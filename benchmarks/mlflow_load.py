@@ -37,6 +37,28 @@ def _client(url: str, weights: str, batches: int, n_metrics: int, q) -> None:
     q.put({"run_id": run.run_id, "version": version, "errors": errors, "logging_s": logging_s})
 
 
+def _collect(q, procs: list, deadline: float) -> list[dict]:
+    """Each client's result; a client that died without one is an error at once (its exit
+    code said), not a wait until the deadline."""
+    import queue
+
+    results: list[dict] = []
+    while len(results) < len(procs):
+        try:
+            results.append(q.get(timeout=2))
+            continue
+        except queue.Empty:
+            pass
+        dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+        if dead or time.monotonic() > deadline:
+            for p in procs:
+                p.kill()
+            raise RuntimeError(f"load clients failed (exit codes {dead}) or timed out")
+    for p in procs:
+        p.join(60)
+    return results
+
+
 def run_load(url: str, clients: int, batches: int, n_metrics: int, work: Path) -> dict:
     import torch
 
@@ -57,9 +79,7 @@ def run_load(url: str, clients: int, batches: int, n_metrics: int, work: Path) -
     t0 = time.perf_counter()
     for p in procs:
         p.start()
-    results = [q.get(timeout=600) for _ in procs]
-    for p in procs:
-        p.join(60)
+    results = _collect(q, procs, deadline=time.monotonic() + 600)
     wall = time.perf_counter() - t0
     from mlflow import MlflowClient
 

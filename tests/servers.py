@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pwd
 import shutil
@@ -21,10 +22,22 @@ import pytest
 BIN = Path(sys.executable).parent
 
 
+_PORTS = itertools.count()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port of this test process's own range, below the OS's ephemeral range: two
+    xdist workers never pick the same port (a server that cannot bind it exits, and the
+    other worker's server would answer its health probe), and nothing picked by the OS
+    for a client connection takes it either."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = 20000 + 1500 * (int(worker) if worker.isdigit() else 0) % 12000
+    for _ in range(1500):
+        port = base + (next(_PORTS) * 7 + os.getpid()) % 1500
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return port
+    raise RuntimeError("no free port in this worker's range")
 
 
 def unavailable(reason: str):

@@ -10,7 +10,6 @@ import pytest
 from gbmseg import kfp_client
 from gbmseg.cli.app import main
 from gbmseg.config import load
-from gbmseg.data import splits
 from gbmseg.kfp_entry import torchrun_command
 from tests.conftest import ROOT
 
@@ -63,7 +62,10 @@ def _args(p, data, pretrained=None):
     return tree, kfp_client.arguments(tree, p, str(data), str(data), pretrained)
 
 
-def test_submit_sends_params_yaml_splits_and_data_version(data):
+def test_submit_sends_params_yaml_splits_and_data_version(data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the project's split files: the target's exists, not the source's
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "target.csv").write_text("image,split\na.png,test\nb.png,train\n")
     p = load(ROOT / "params.yaml")
     tree, args = _args(p, data)
     client = RecordingClient()
@@ -73,7 +75,7 @@ def test_submit_sends_params_yaml_splits_and_data_version(data):
     sent = kw["arguments"]
     assert sent["params"] == tree and sent["target_uri"] == sent["source_uri"] == str(data)
     assert sent["pretrained"] == ""  # pretrain on the source set, as finetune.pretrained says
-    assert sent["splits"]["target"] == splits.read(ROOT / "splits" / "target.csv")
+    assert sent["splits"] == {"target": {"a.png": "test", "b.png": "train"}}
     assert len(sent["data_version"]) == 20
     assert kw["experiment_name"] == "gbmseg" and kw["namespace"] == "kubeflow"
     assert kw["enable_caching"] is True

@@ -64,7 +64,7 @@ def score_images(
     for i, name in enumerate(tqdm(names, desc=desc, unit="img", disable=None)):
         img = read_image(folder / "images" / name)
         truth = read_raw(folder / "masks" / name).astype(bool)
-        prob = predict_proba(model, img, prec, p.tile, p.overlap)
+        prob = predict_proba(model, img, prec, p.tile, p.overlap, tta=p.tta)
         pred = prob > p.threshold
         rows.append(
             {"image": name, **M.scores(truth, pred), "positive_fraction": float(truth.mean())}

@@ -155,3 +155,34 @@ def test_poly_schedule_and_sgd_train_too(tmp_path):
     )
     losses = [h["loss"] for h in res.history]
     assert losses[-1] < losses[0]
+
+
+def test_pos_weight_makes_missed_structure_cost_more():
+    t = torch.zeros(1, 1, 8, 8)
+    t[..., :2] = 1
+    missed = torch.full_like(t, -3.0)  # predicts background everywhere
+    plain = seg_loss(missed, t, _train_params())
+    weighted = seg_loss(missed, t, _train_params(pos_weight=5.0))
+    assert weighted > plain + 1.0
+    # a correct prediction is barely touched by the weight
+    good = t * 20 - 10
+    assert seg_loss(good, t, _train_params(pos_weight=5.0)) < 0.05
+
+
+def test_foreground_oversampling_draws_tiles_with_structure_more_often():
+    n = 40
+    x = np.repeat(np.arange(n, dtype=np.uint8), 64).reshape(n, 8, 8)  # tile i is all i
+    y = np.zeros((n, 8, 8), np.uint8)
+    y[:4, 2:4] = 1  # 4 of 40 tiles show structure
+
+    def shown(foreground: float) -> float:
+        b = Batches(x, y, 8, train=True, seed=0, foreground=foreground)
+        drawn = [round(float(v) * 255) for _ in range(25) for xb, _ in b for v in xb[:, 0, 0, 0]]
+        assert len(drawn) == 25 * n  # an epoch is still len(tiles) long
+        return float(np.mean(np.asarray(drawn) < 4))
+
+    assert shown(0.0) == pytest.approx(0.1)
+    assert shown(9.0) == pytest.approx(0.5, abs=0.06)  # 4*10 / (4*10 + 36)
+    # validation order is untouched
+    val = Batches(x, y, 8, train=False, foreground=9.0)
+    assert [round(float(v) * 255) for xb, _ in val for v in xb[:, 0, 0, 0]] == list(range(n))

@@ -34,7 +34,7 @@ def test_malicious_pickle_as_weights_is_refused_unrun(step, tmp_path):
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "x.png")
     args = {
         "predict": ["predict", "--model", str(evil), str(tmp_path / "x.png"), "--out", "o"],
-        "finetune": ["finetune", "--pretrained", str(evil), "--no-track"],
+        "finetune": ["finetune", "-S", f"resolve.out={evil.parent}", "--no-track"],
     }[step]
     cmd = [sys.executable, "-m", "gbmseg", *args, "--params", str(ROOT / "params.yaml")]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)

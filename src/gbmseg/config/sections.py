@@ -141,6 +141,10 @@ class TrainParams(Section):
     grad_clip: float = Field(ge=0)
     bce_weight: float = Field(ge=0)
     dice_weight: float = Field(ge=0)
+    pos_weight: float = Field(gt=0, description="BCE weight of structure pixels vs background")
+    foreground_oversample: float = Field(
+        ge=0, description="tiles showing structure drawn 1 + this times as often (0: uniform)"
+    )
     patience: int = Field(ge=1)
     max_minutes: float = Field(ge=0, description="0: no time budget")
     seed: int
@@ -186,6 +190,7 @@ class EvaluateParams(Section):
     out: str
     metrics: str
     threshold: float = Field(gt=0, lt=1)
+    tta: bool = Field(description="flip test-time augmentation (4x compute)")
     tile: int = Field(ge=16)
     overlap: float = Field(ge=0, lt=1)
     max_overlays: int = Field(ge=0)

@@ -36,7 +36,11 @@ def load_splits(packed: list[Path] | Path | str, split: str) -> tuple[np.ndarray
 
 class Batches:
     """Iterate (image, mask) float batches; shuffled and flipped when ``train``, and passed
-    through ``transform`` (e.g. the recipe's augmentations, on the fly) when given."""
+    through ``transform`` (e.g. the recipe's augmentations, on the fly) when given.
+
+    ``foreground`` > 0 samples training tiles that show some structure ``1 + foreground``
+    times as often as empty ones (with replacement, an epoch still ``len(tiles)`` long):
+    thin structures leave most tiles empty."""
 
     def __init__(
         self,
@@ -48,12 +52,24 @@ class Batches:
         rank: int = 0,
         world: int = 1,
         transform: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+        foreground: float = 0.0,
     ):
         self.images, self.masks = images, masks
         self.batch_size, self.train = batch_size, train
         self.generator = torch.Generator().manual_seed(seed)
         self.rank, self.world = rank, world
         self.transform = transform
+        self.weights = None
+        if train and foreground > 0 and len(masks):
+            shows = np.asarray(masks).reshape(len(masks), -1).max(axis=1) > 0
+            self.weights = torch.from_numpy(1.0 + foreground * shows.astype(np.float64))
+
+    def _order(self, n: int) -> torch.Tensor:
+        if not self.train:
+            return torch.arange(n)
+        if self.weights is None:
+            return torch.randperm(n, generator=self.generator)
+        return torch.multinomial(self.weights, n, replacement=True, generator=self.generator)
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -62,7 +78,7 @@ class Batches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.images)
-        order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
+        order = self._order(n)
         if self.train and self.world > 1:  # equal batch counts on every rank, or DDP hangs
             per_rank = -(-n // self.world)
             order = torch.cat([order, order[: per_rank * self.world - n]])

@@ -18,7 +18,8 @@ from gbmseg.engine.data import Batches
 
 def seg_loss(logits: torch.Tensor, target: torch.Tensor, p: TrainParams) -> torch.Tensor:
     logits = logits.float()
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+    weight = torch.tensor(p.pos_weight, device=logits.device) if p.pos_weight != 1 else None
+    bce = F.binary_cross_entropy_with_logits(logits, target, pos_weight=weight)
     prob = torch.sigmoid(logits)
     inter = (prob * target).sum(dim=(1, 2, 3))
     denom = prob.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))

@@ -101,6 +101,11 @@ class UNet(nn.Module):
     def set_source_histogram(self, hist: np.ndarray) -> None:
         self.data_histogram.copy_(torch.as_tensor(hist, dtype=torch.float64))
 
+    def reset_head(self) -> None:
+        """A freshly initialised output convolution (after self-supervised pretraining, whose
+        head regressed intensities, not structure)."""
+        self.head.reset_parameters()
+
     def replace_head(self, out_channels: int) -> bool:
         """A fresh 1x1 output convolution with ``out_channels`` (the model's own surgery, like
         smp's ``set_in_channels``); returns whether anything changed."""

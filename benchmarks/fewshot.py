@@ -1,0 +1,329 @@
+"""Few labels, new domain: how good a model do k = 1, 2 labelled images give, and which
+levers pay?  A study that cannot peek.
+
+Protocol per target set (``../shared/data``): its images in natural order are split once
+into a *test* half (never used for any choice), and a *pool*; the pool's last images are
+*development* images, on which every choice is made (levers, schedule, the auto rule's
+mapping); the k labelled images of seed s are the pool's candidates s*k ... s*k+k-1, so
+seeds differ in images as well as in initialisation.  Unlabelled images for
+self-supervised pretraining come from ISBI-2012's test_images/ and the target's pool, never
+from its test half.
+
+Phases (``--phase``):
+  screen   levers one at a time at one k on the development images (``--levers``)
+  grid     strategies x k x seeds on the test images, with the chosen configuration
+  ceiling  the whole pool's candidates (full supervision), on the test images
+
+Cells are saved as they finish (``--out`` JSON); a re-run skips cells already there.
+
+    python -m benchmarks.fewshot --target cdeep3m_mito --phase screen --k 2
+    python -m benchmarks.fewshot --target cdeep3m_mito --phase grid --k 1 2 --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import folders
+from benchmarks.common import ROOT, SHARED, machine
+from gbmseg.config import Params, load
+from gbmseg.data.io import read_image
+from gbmseg.engine import checkpoint, ssl
+from gbmseg.engine.amp import resolve
+from gbmseg.engine.seed import seed_everything
+from gbmseg.model.unet import build
+from gbmseg.transfer import auto, freezing
+
+log = logging.getLogger("benchmarks.fewshot")
+TEST_SHARE = {"vnc_membranes": 10, "cdeep3m_mito": 15}  # test images: the last N
+DEV = {"vnc_membranes": 3, "cdeep3m_mito": 4}  # development images: the pool's last N
+OTHER = {"vnc_membranes": "cdeep3m_mito", "cdeep3m_mito": "vnc_membranes"}
+
+
+@dataclass
+class Config:
+    """One training configuration: the levers, each with its default."""
+
+    start: str = "isbi"  # scratch | isbi | ssl | isbi+ssl | multi
+    strategy: str = "full"  # full | shallow | decoder | auto (fine-tuning)
+    steps: int = 600
+    lr: float = 0.001
+    base: int = 16
+    tile: int = 128
+    foreground: float = 0.0
+    pos_weight: float = 1.0
+    elastic: float = 0.0
+    tta: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def key(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+
+@dataclass
+class Split:
+    test: list[str]
+    dev: list[str]
+    candidates: list[str]
+
+    def labelled(self, k: int, seed: int) -> list[str]:
+        c = self.candidates
+        return [c[(seed * k + i) % len(c)] for i in range(k)]
+
+
+def split(target: str) -> Split:
+    names = folders.names(SHARED / target)
+    n_test, n_dev = TEST_SHARE[target], DEV[target]
+    pool, test = names[: len(names) - n_test], names[len(names) - n_test :]
+    return Split(test, pool[len(pool) - n_dev :], pool[: len(pool) - n_dev])
+
+
+def params(cfg: Config, out: Path, epochs: int, seed: int) -> Params:
+    return load(
+        ROOT / "params.yaml",
+        [
+            f"train.model.base={cfg.base}",
+            f"train.epochs={epochs}",
+            f"train.lr={cfg.lr}",
+            f"train.seed={seed}",
+            "train.batch_size=8",
+            "train.patience=100000",
+            "train.max_minutes=0",
+            "train.augment_online=true",
+            f"train.foreground_oversample={cfg.foreground}",
+            f"train.pos_weight={cfg.pos_weight}",
+            f"augment.elastic.p={cfg.elastic}",
+            f"evaluate.tta={str(cfg.tta).lower()}",
+            f"train.checkpoints={out}.ckpt",
+        ],
+    )
+
+
+def packed_set(target: str, names: list[str], tile: int, work: Path) -> tuple[Path, int]:
+    out = work / "packed" / f"{target}-{tile}-{'-'.join(names)}"
+    if not (out / "manifest.json").is_file():
+        folders.pack(SHARED / target, names, "black", tile, tile // 2, out, "train")
+        folders.pack(SHARED / target, names[:1], "black", tile, tile, out, "val")  # unused
+    tiles = json.loads((out / "manifest.json").read_text())["splits"]["train"]["tiles"]
+    return out, tiles
+
+
+def epochs_for(steps: int, tiles: int) -> int:
+    return max(1, -(-steps // -(-tiles // 8)))
+
+
+def unlabelled(target: str, sp: Split) -> list[np.ndarray]:
+    """ISBI-2012's unlabelled test_images and the target's pool (never its test half)."""
+    isbi = sorted((SHARED / "isbi2012" / "test_images").iterdir())
+    pool = [SHARED / target / "images" / n for n in sp.candidates + sp.dev]
+    return [read_image(p) for p in [*isbi, *pool]]
+
+
+def supervised(
+    names: list[tuple[str, list[str]]],
+    cfg: Config,
+    steps: int,
+    work: Path,
+    init: Path | None,
+    out: Path,
+) -> None:
+    """Pretrain on labelled sources (several: trained on together)."""
+    packs = [packed_set(t, n, cfg.tile, work) for t, n in names]
+    tiles = sum(n for _, n in packs)
+    p = params(cfg, out, epochs_for(steps, tiles), 0)
+    seed_everything(0)
+    model = checkpoint.load_model(init) if init else build(p.train.model.model_dump())
+    if init:
+        model.reset_head()
+    from gbmseg.engine.lifecycle import fit
+
+    fit(
+        model,
+        p.train.model_copy(update={"checkpoints": f"{out}.ckpt"}),
+        [pk for pk, _ in packs],
+        augment=p.augment,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(out / "model.pt", checkpoint.model_state(model.cpu()))
+
+
+def pretrained(start: str, target: str, sp: Split, cfg: Config, work: Path) -> Path | None:
+    """The starting model of ``start`` (cached in ``work``)."""
+    if start == "scratch":
+        return None
+    out = work / "pretrained" / f"{start}-{target if 'ssl' in start or start == 'multi' else ''}"
+    if (out / "model.pt").is_file():
+        return out
+    t0 = time.perf_counter()
+    isbi = ("isbi2012", folders.names(SHARED / "isbi2012"))
+    init = None
+    if "ssl" in start:
+        seed_everything(0)
+        model = build({"depth": 4, "base": cfg.base})
+        ssl.pretrain(
+            model, unlabelled(target, sp), resolve("auto", "auto"), steps=2000, tile=cfg.tile
+        )
+        init = out.with_name(out.name + "-ssl")
+        init.mkdir(parents=True, exist_ok=True)
+        checkpoint.save(init / "model.pt", checkpoint.model_state(model.cpu()))
+        if start == "ssl":
+            init.rename(out)
+            return out
+    sources = [isbi]
+    if start == "multi":
+        other = OTHER[target]
+        sources.append((other, folders.names(SHARED / other)))
+    supervised(sources, cfg, 2000 * len(sources), work, init, out)
+    log.info("pretrained %s for %s in %.0f s", start, target, time.perf_counter() - t0)
+    return out
+
+
+def cell(target: str, sp: Split, k: int, seed: int, cfg: Config, on: str, work: Path) -> dict:
+    """Train one configuration on k labelled images and score it on ``on`` (dev | test)."""
+    names = sp.labelled(k, seed) if k else sp.candidates
+    packed, tiles = packed_set(target, names, cfg.tile, work)
+    out = work / "cells" / cell_id(target, k, seed, cfg, on)
+    p = params(cfg, out, epochs_for(cfg.steps, tiles), seed)
+    seed_everything(seed)
+    start = pretrained(cfg.start, target, sp, cfg, work)
+    t0 = time.perf_counter()
+    strategy, decision = cfg.strategy, None
+    if start is None:
+        model, strategy = build(p.train.model.model_dump()), "scratch"
+    else:
+        model = checkpoint.load_model(start)
+        if cfg.start == "ssl":
+            model.reset_head()
+        if cfg.strategy == "auto":
+            from gbmseg.engine.data import load_split
+
+            x, _ = load_split(packed, "train")
+            d = auto.decide(model, x, k, k * 1024 * 1024, model.source_histogram(), p.finetune.auto)
+            strategy, decision = d.strategy, d.quadrant
+        freezing.apply(model, strategy, p.finetune.shallow_levels, p.finetune.encoder_lr_scale)
+    folders.train(model, p.train, packed, out, p.augment)
+    seconds = round(time.perf_counter() - t0, 1)
+    images = sp.dev if on == "dev" else sp.test
+    rows = folders.score(model, SHARED / target, images, "black", 256, "auto", tta=cfg.tta)
+    return {
+        "id": cell_id(target, k, seed, cfg, on),
+        "target": target,
+        "k": k,
+        "seed": seed,
+        "on": on,
+        "labelled": names,
+        "config": json.loads(cfg.key()),
+        "strategy": strategy,
+        "quadrant": decision,
+        **folders.mean(rows),
+        "train_seconds": seconds,
+        "per_image": rows,
+    }
+
+
+def cell_id(target: str, k: int, seed: int, cfg: Config, on: str) -> str:
+    blob = json.dumps([target, k, seed, cfg.key(), on])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+LEVERS = {  # one change each from the baseline Config(); the screen runs those asked for
+    "baseline": {},
+    "scratch": {"start": "scratch"},
+    "ssl": {"start": "ssl"},
+    "isbi+ssl": {"start": "isbi+ssl"},
+    "multi": {"start": "multi"},
+    "shallow": {"strategy": "shallow"},
+    "decoder": {"strategy": "decoder"},
+    "foreground": {"foreground": 3.0},
+    "pos_weight": {"pos_weight": 3.0},
+    "elastic": {"elastic": 0.5},
+    "tta": {"tta": True},
+    "longer": {"steps": 1200},
+    "wider": {"base": 32},
+    "narrower": {"base": 8},
+    "lr_low": {"lr": 0.0003},
+}
+
+
+def save(path: Path, doc: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def run(specs: list[tuple], out: Path, work: Path) -> dict:
+    """Run the cells not in ``out`` yet, saving after each."""
+    doc = json.loads(out.read_text()) if out.is_file() else {"machine": machine(), "cells": []}
+    done = {c["id"] for c in doc["cells"]}
+    for target, k, seed, cfg, on, label in specs:
+        if cell_id(target, k, seed, cfg, on) in done:
+            continue
+        res = cell(target, split(target), k, seed, cfg, on, work) | {"label": label}
+        log.info(
+            "%s k=%s seed=%s %s on %s: Dice %.4f (%.0f s)",
+            target,
+            k,
+            seed,
+            label,
+            on,
+            res["dice"],
+            res["train_seconds"],
+        )
+        doc["cells"].append(res)
+        save(out, doc)
+    return doc
+
+
+def specs(args) -> list[tuple]:
+    base = Config(**json.loads(args.config)) if args.config else Config()
+    out = []
+    for target in args.target:
+        if args.phase == "screen":
+            for name in args.levers:
+                cfg = Config(**{**base.__dict__, **LEVERS[name]})
+                out += [(target, k, s, cfg, "dev", name) for k in args.k for s in args.seeds]
+        elif args.phase == "grid":
+            for strategy in args.strategies:
+                change = {"start": "scratch"} if strategy == "scratch" else {"strategy": strategy}
+                cfg = Config(**{**base.__dict__, **change})
+                out += [(target, k, s, cfg, "test", strategy) for k in args.k for s in args.seeds]
+        else:
+            cfg = Config(**{**base.__dict__, "start": "scratch"})
+            out += [(target, 0, s, cfg, "test", "ceiling") for s in args.seeds]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--target", nargs="+", default=["cdeep3m_mito"], choices=sorted(TEST_SHARE))
+    ap.add_argument("--phase", default="screen", choices=["screen", "grid", "ceiling"])
+    ap.add_argument("--k", type=int, nargs="+", default=[2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    ap.add_argument(
+        "--strategies", nargs="+", default=["scratch", "decoder", "shallow", "full", "auto"]
+    )
+    ap.add_argument("--config", default="", help="JSON of Config fields for every cell")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "fewshot-work")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "fewshot.json")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    run(specs(args), args.out, args.work)
+    from benchmarks.fewshot_report import report
+
+    report(args.out)
+
+
+if __name__ == "__main__":
+    main()
