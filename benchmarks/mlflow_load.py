@@ -66,9 +66,9 @@ def run_load(url: str, clients: int, batches: int, n_metrics: int, work: Path) -
     from gbmseg.model.unet import build
 
     m = build({"depth": 2, "base": 4})
-    weights = checkpoint.save(
-        work / "model.pt", {"model": m.state_dict(), "model_config": m.cfg.to_dict()}
-    )
+    weights = work / "model"  # a model folder, as the register step logs it
+    weights.mkdir(parents=True, exist_ok=True)
+    checkpoint.save(weights / "model.pt", checkpoint.model_state(m))
     del torch
     ctx = mp.get_context("spawn")
     q = ctx.Queue()

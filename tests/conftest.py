@@ -101,3 +101,15 @@ def shared(name: str) -> Path:
 
         unavailable(f"real EM data {path} not present (set GBMSEG_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _own_mlflow_environment():
+    """Each test starts from the MLflow environment variables the run began with: one test's
+    store (a server stopped since) never becomes the next test's default."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        if key not in saved:
+            del os.environ[key]
+    os.environ.update(saved)

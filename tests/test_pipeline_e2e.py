@@ -160,7 +160,7 @@ def test_registry_champion_as_start_on_two_labelled_images(project):
     assert seen["images"] > 2  # the two target images and every image the champion saw
 
     # a new champion: the next `dvc repro` fine-tunes it
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{proj}/mlflow.db"}
+    env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{proj}/mlflow.db"}
     code = "from mlflow import MlflowClient; "
     code += "MlflowClient().set_registered_model_alias('gbmseg-unet', 'champion', '2')"
     subprocess.run([sys.executable, "-c", code], env=env, check=True)

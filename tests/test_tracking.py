@@ -87,6 +87,29 @@ def test_default_store_is_inside_the_project(tmp_path, monkeypatch):
     assert tracking.resolve_uri(p.tracking, tmp_path) == "http://127.0.0.1:5555"
 
 
+def test_setting_up_one_store_leaves_the_environment_alone(tmp_path, monkeypatch):
+    """Two stages in one process with different stores each get their own: MLflow's habit of
+    exporting MLFLOW_TRACKING_URI is undone, and the default store keeps its artifacts in the
+    project (not in ./mlruns)."""
+    import os
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    p = tiny(tmp_path)
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    exp = tracking.setup(p.tracking, first)
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    import mlflow
+
+    location = mlflow.get_experiment(exp).artifact_location
+    assert location == (first.resolve() / "mlartifacts").as_uri()
+    tracking.setup(p.tracking, second)
+    assert mlflow.get_tracking_uri() == f"sqlite:///{second.resolve()}/mlflow.db"
+    assert tracking.resolve_uri(p.tracking, second) == mlflow.get_tracking_uri()
+
+
 @pytest.mark.slow
 @pytest.mark.integration
 def test_mlflow_models_serve_answers_on_loopback(store):

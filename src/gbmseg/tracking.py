@@ -44,11 +44,24 @@ def resolve_uri(tp: TrackingParams, root: str | Path = ".") -> str:
     return uri or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
 
 
+def _point_mlflow_at(uri: str) -> None:
+    """``mlflow.set_tracking_uri`` / ``set_registry_uri`` also export the URI into
+    ``os.environ``; that is undone, so the environment keeps only what the user set (a later
+    stage in this process with other params must not inherit this one's store)."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def setup(tp: TrackingParams, root: str | Path = ".") -> str:
     """Point MLflow at the store and make sure the experiment exists; return its id."""
     uri = resolve_uri(tp, root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    _point_mlflow_at(uri)
     exp = mlflow.get_experiment_by_name(tp.experiment)
     if exp is not None:
         return exp.experiment_id
