@@ -55,6 +55,7 @@ class Config:
     start: str = "isbi"  # scratch | isbi | ssl | isbi+ssl | multi
     strategy: str = "full"  # full | shallow | decoder | auto (fine-tuning)
     steps: int = 600
+    pretrain_steps: int = 2000  # per source set (supervised) or on unlabelled images (ssl)
     lr: float = 0.001
     base: int = 16
     tile: int = 128
@@ -108,7 +109,8 @@ def params(cfg: Config, out: Path, epochs: int, seed: int) -> Params:
 
 
 def packed_set(target: str, names: list[str], tile: int, work: Path) -> tuple[Path, int]:
-    out = work / "packed" / f"{target}-{tile}-{'-'.join(names)}"
+    chosen = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+    out = work / "packed" / f"{target}-{tile}-{len(names)}-{chosen}"
     if not (out / "manifest.json").is_file():
         folders.pack(SHARED / target, names, "black", tile, tile // 2, out, "train")
         folders.pack(SHARED / target, names[:1], "black", tile, tile, out, "val")  # unused
@@ -159,7 +161,8 @@ def pretrained(start: str, target: str, sp: Split, cfg: Config, work: Path) -> P
     """The starting model of ``start`` (cached in ``work``)."""
     if start == "scratch":
         return None
-    out = work / "pretrained" / f"{start}-{target if 'ssl' in start or start == 'multi' else ''}"
+    own = target if "ssl" in start or start == "multi" else ""
+    out = work / "pretrained" / f"{start}-{own}-b{cfg.base}-t{cfg.tile}-s{cfg.pretrain_steps}"
     if (out / "model.pt").is_file():
         return out
     t0 = time.perf_counter()
@@ -169,7 +172,11 @@ def pretrained(start: str, target: str, sp: Split, cfg: Config, work: Path) -> P
         seed_everything(0)
         model = build({"depth": 4, "base": cfg.base})
         ssl.pretrain(
-            model, unlabelled(target, sp), resolve("auto", "auto"), steps=2000, tile=cfg.tile
+            model,
+            unlabelled(target, sp),
+            resolve("auto", "auto"),
+            steps=cfg.pretrain_steps,
+            tile=cfg.tile,
         )
         init = out.with_name(out.name + "-ssl")
         init.mkdir(parents=True, exist_ok=True)
@@ -181,7 +188,7 @@ def pretrained(start: str, target: str, sp: Split, cfg: Config, work: Path) -> P
     if start == "multi":
         other = OTHER[target]
         sources.append((other, folders.names(SHARED / other)))
-    supervised(sources, cfg, 2000 * len(sources), work, init, out)
+    supervised(sources, cfg, cfg.pretrain_steps * len(sources), work, init, out)
     log.info("pretrained %s for %s in %.0f s", start, target, time.perf_counter() - t0)
     return out
 

@@ -39,11 +39,20 @@ def report(path: Path) -> str:
     doc = json.loads(Path(path).read_text())
     rows = summarise(doc["cells"])
     m = doc["machine"]
+    where = m["cuda"] or f"{m['cpu']}, {m['cores']} cores, AMX {m['cpu_amx']}"
     md = (
-        f"# Few labels, new domain ({m['cpu']}, {m['cores']} cores, AMX {m['cpu_amx']})\n\n"
-        "Mean test (or development) Dice over seeds; seeds differ in the labelled images\n"
-        "and the initialisation. `picked`: the strategy used (auto's choice for `auto`).\n\n"
+        f"# Few labels, new domain ({where}, torch {m['torch']})\n\n"
+        "Mean Dice over seeds (sd: their spread); seeds differ in the labelled images and\n"
+        "the initialisation. `scored_on`: dev = development images (every choice is made\n"
+        "there), test = test images no choice saw. `picked`: the strategy used (auto's\n"
+        "choice for `auto`). `train_min`: wall-clock minutes per cell, scoring excluded.\n\n"
         + table(rows, list(rows[0]))
     )
+    if "choice" in doc:
+        why = doc["choice"]
+        md += (
+            f"\nChosen on the development images: start `{why['start']}`, levers kept (mean "
+            f"gain >= {why['min_gain']}): {', '.join(why['kept']) or 'none'}.\n"
+        )
     Path(path).with_suffix(".md").write_text(md)
     return md

@@ -186,7 +186,7 @@ def mlflow_server(
     env: dict[str, str] | None = None,
     log_dir=None,
     port: int | None = None,
-    workers: int = 2,
+    workers: int = 1,
     extra: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """`mlflow server` on 127.0.0.1 with the given backend store and artifact destination
