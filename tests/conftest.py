@@ -113,3 +113,22 @@ def _own_mlflow_environment():
         if key not in saved:
             del os.environ[key]
     os.environ.update(saved)
+
+
+PATH_KEYS = [
+    "validate.out", "augment.out", "pack.out", "pack.splits", "train.out", "train.metrics",
+    "train.history", "train.checkpoints", "resolve.out", "finetune.pretrained", "finetune.out",
+    "finetune.metrics", "finetune.history", "evaluate.model", "evaluate.baseline",
+    "evaluate.out", "evaluate.metrics",
+]  # fmt: skip
+
+
+def path_overrides(p: Params) -> list[str]:
+    """``-S`` values that pin every data and model path of ``p`` (e.g. from ``tiny``): a
+    command run with them reads and writes nowhere else."""
+    tree = p.model_dump(mode="json", by_alias=True)
+    pairs = {f"sets.{name}.raw": s["raw"] for name, s in tree["sets"].items()}
+    for key in PATH_KEYS:
+        section, field = key.split(".")
+        pairs[key] = tree[section][field]
+    return [f"{k}={v}" for k, v in pairs.items()]

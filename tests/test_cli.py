@@ -6,35 +6,12 @@ import pytest
 
 from gbmseg.cli.app import build_parser, main
 from gbmseg.cli.base import overrides
-from tests.conftest import TINY, tiny
+from tests.conftest import TINY, path_overrides, tiny
 
 
 def _args(tmp_path, *extra):
     p = tiny(tmp_path)  # every path inside tmp_path
-    paths = [
-        f"{k}={v}"
-        for k, v in {
-            "sets.source.raw": p.sets["source"].raw,
-            "sets.target.raw": p.target.raw,
-            "validate.out": p.validate_.out,
-            "augment.out": p.augment.out,
-            "pack.out": p.pack.out,
-            "pack.splits": p.pack.splits,
-            "train.out": p.train.out,
-            "train.metrics": p.train.metrics,
-            "train.history": p.train.history,
-            "train.checkpoints": p.train.checkpoints,
-            "resolve.out": p.resolve.out,
-            "finetune.pretrained": p.finetune.pretrained,
-            "finetune.out": p.finetune.out,
-            "finetune.metrics": p.finetune.metrics,
-            "finetune.history": p.finetune.history,
-            "evaluate.model": p.evaluate.model,
-            "evaluate.baseline": p.evaluate.baseline,
-            "evaluate.out": p.evaluate.out,
-            "evaluate.metrics": p.evaluate.metrics,
-        }.items()
-    ]
+    paths = path_overrides(p)
     sets = [a for kv in [*TINY, *paths, *extra] for a in ("-S", kv)]
     return [*sets, "--no-track"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY, prepared, tiny
+from tests.conftest import TINY, path_overrides, prepared, tiny
 
 pytestmark = pytest.mark.faults
 
@@ -34,18 +34,7 @@ def _tree(root: Path) -> str:
 
 
 def _gbmseg(p, *args: str, limit: int | None = None) -> subprocess.CompletedProcess:
-    paths = {
-        "validate.out": p.validate_.out,
-        "augment.out": p.augment.out,
-        "pack.out": p.pack.out,
-        "pack.splits": p.pack.splits,
-        "train.out": p.train.out,
-        "train.metrics": p.train.metrics,
-        "train.history": p.train.history,
-        "train.checkpoints": p.train.checkpoints,
-        "finetune.pretrained": p.finetune.pretrained,
-    }
-    sets = [*TINY, *(f"{k}={v}" for k, v in paths.items())]
+    sets = [*TINY, *path_overrides(p)]
     cmd = [sys.executable, "-m", "gbmseg", *args, "--no-track"]
     cmd += [a for s in sets for a in ("-S", s)]
     return subprocess.run(
