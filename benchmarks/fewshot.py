@@ -27,13 +27,14 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks import folders
 from benchmarks.common import ROOT, SHARED, machine
+from benchmarks.fewshot_specs import LEVERS, TEST_SHARE, Config, add_io_arguments, specs
 from gbmseg.config import Params, load
 from gbmseg.data.io import read_image
 from gbmseg.engine import checkpoint, ssl
@@ -43,30 +44,8 @@ from gbmseg.model.unet import build
 from gbmseg.transfer import auto, freezing
 
 log = logging.getLogger("benchmarks.fewshot")
-TEST_SHARE = {"vnc_membranes": 10, "cdeep3m_mito": 15}  # test images: the last N
 DEV = {"vnc_membranes": 3, "cdeep3m_mito": 4}  # development images: the pool's last N
 OTHER = {"vnc_membranes": "cdeep3m_mito", "cdeep3m_mito": "vnc_membranes"}
-
-
-@dataclass
-class Config:
-    """One training configuration: the levers, each with its default."""
-
-    start: str = "isbi"  # scratch | isbi | ssl | isbi+ssl | multi
-    strategy: str = "full"  # full | shallow | decoder | auto (fine-tuning)
-    steps: int = 600
-    pretrain_steps: int = 2000  # per source set (supervised) or on unlabelled images (ssl)
-    lr: float = 0.001
-    base: int = 16
-    tile: int = 128
-    foreground: float = 0.0
-    pos_weight: float = 1.0
-    elastic: float = 0.0
-    tta: bool = False
-    extra: dict = field(default_factory=dict)
-
-    def key(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True)
 
 
 @dataclass
@@ -241,25 +220,6 @@ def cell_id(target: str, k: int, seed: int, cfg: Config, on: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-LEVERS = {  # one change each from the baseline Config(); the screen runs those asked for
-    "baseline": {},
-    "scratch": {"start": "scratch"},
-    "ssl": {"start": "ssl"},
-    "isbi+ssl": {"start": "isbi+ssl"},
-    "multi": {"start": "multi"},
-    "shallow": {"strategy": "shallow"},
-    "decoder": {"strategy": "decoder"},
-    "foreground": {"foreground": 3.0},
-    "pos_weight": {"pos_weight": 3.0},
-    "elastic": {"elastic": 0.5},
-    "tta": {"tta": True},
-    "longer": {"steps": 1200},
-    "wider": {"base": 32},
-    "narrower": {"base": 8},
-    "lr_low": {"lr": 0.0003},
-}
-
-
 def save(path: Path, doc: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
@@ -274,38 +234,17 @@ def run(specs: list[tuple], out: Path, work: Path) -> dict:
         if cell_id(target, k, seed, cfg, on) in done:
             continue
         res = cell(target, split(target), k, seed, cfg, on, work) | {"label": label}
-        log.info(
-            "%s k=%s seed=%s %s on %s: Dice %.4f (%.0f s)",
-            target,
-            k,
-            seed,
-            label,
-            on,
-            res["dice"],
-            res["train_seconds"],
-        )
+        log_cell(res)
         doc["cells"].append(res)
         save(out, doc)
     return doc
 
 
-def specs(args) -> list[tuple]:
-    base = Config(**json.loads(args.config)) if args.config else Config()
-    out = []
-    for target in args.target:
-        if args.phase == "screen":
-            for name in args.levers:
-                cfg = Config(**{**base.__dict__, **LEVERS[name]})
-                out += [(target, k, s, cfg, "dev", name) for k in args.k for s in args.seeds]
-        elif args.phase == "grid":
-            for strategy in args.strategies:
-                change = {"start": "scratch"} if strategy == "scratch" else {"strategy": strategy}
-                cfg = Config(**{**base.__dict__, **change})
-                out += [(target, k, s, cfg, "test", strategy) for k in args.k for s in args.seeds]
-        else:
-            cfg = Config(**{**base.__dict__, "start": "scratch"})
-            out += [(target, 0, s, cfg, "test", "ceiling") for s in args.seeds]
-    return out
+def log_cell(res: dict) -> None:
+    log.info(
+        "%s k=%s seed=%s %s on %s: Dice %.4f (%.0f s)",
+        *(res[k] for k in ("target", "k", "seed", "label", "on", "dice", "train_seconds")),
+    )
 
 
 def main() -> None:
@@ -320,9 +259,7 @@ def main() -> None:
     ap.add_argument(
         "--strategies", nargs="+", default=["scratch", "decoder", "shallow", "full", "auto"]
     )
-    ap.add_argument("--config", default="", help="JSON of Config fields for every cell")
-    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "fewshot-work")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "fewshot.json")
+    add_io_arguments(ap, "fewshot.json")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args.out.parent.mkdir(parents=True, exist_ok=True)

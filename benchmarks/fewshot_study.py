@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import fewshot as F
-from benchmarks.common import ROOT, machine
+from benchmarks import fewshot_specs as FS
+from benchmarks.common import machine
 
 log = logging.getLogger("benchmarks.fewshot_study")
 STARTS = ("baseline", "scratch", "ssl", "isbi+ssl", "multi")  # baseline = ISBI-2012 pretraining
@@ -43,7 +44,7 @@ def _init(threads: int) -> None:
     logging.basicConfig(level=logging.WARNING)
 
 
-def _pretrain(start: str, target: str, cfg: F.Config, work: str) -> str:
+def _pretrain(start: str, target: str, cfg: FS.Config, work: str) -> str:
     return str(F.pretrained(start, target, F.split(target), cfg, Path(work)))
 
 
@@ -52,22 +53,22 @@ def _cell(spec: tuple, work: str) -> dict:
     return F.cell(target, F.split(target), k, seed, cfg, on, Path(work)) | {"label": label}
 
 
-def choose(cells: list[dict], base: F.Config, min_gain: float) -> tuple[F.Config, dict]:
+def choose(cells: list[dict], base: FS.Config, min_gain: float) -> tuple[FS.Config, dict]:
     """The configuration the screen supports, and why (mean development Dice per lever)."""
     means = {}
     for c in cells:
         means.setdefault(c["label"], []).append(c["dice"])
     mean = {k: float(np.mean(v)) for k, v in means.items()}
     best_start = max((s for s in STARTS if s in mean), key=mean.get)
-    change = {} if best_start == "baseline" else dict(F.LEVERS[best_start])
+    change = {} if best_start == "baseline" else dict(FS.LEVERS[best_start])
     kept = []
-    for name, lever in F.LEVERS.items():
+    for name, lever in FS.LEVERS.items():
         if name in STARTS or name in ("shallow", "decoder") or name not in mean:
             continue  # starts compared above; strategies are the grid's own axis
         if mean[name] - mean["baseline"] >= min_gain:
             change |= lever
             kept.append(name)
-    chosen = F.Config(**{**base.__dict__, **change})
+    chosen = FS.changed(base, change)
     why = {"mean_dev_dice": mean, "start": best_start, "kept": kept, "min_gain": min_gain}
     return chosen, why
 
@@ -102,16 +103,7 @@ class Study:
             res = fut.result()
             self.doc["cells"].append(res)
             F.save(self.out, self.doc)
-            log.info(
-                "%s k=%s seed=%s %s on %s: Dice %.4f (%.0f s)",
-                res["target"],
-                res["k"],
-                res["seed"],
-                res["label"],
-                res["on"],
-                res["dice"],
-                res["train_seconds"],
-            )
+            F.log_cell(res)
             if time.monotonic() > self.deadline:
                 for f in futures:
                     f.cancel()
@@ -119,24 +111,11 @@ class Study:
         return True
 
 
-def specs_screen(base: F.Config, seeds: list[int], levers: list[str]) -> list[tuple]:
-    out = []
-    for name in levers:
-        lever = F.LEVERS[name]
-        cfg = F.Config(**{**base.__dict__, **lever})
-        out += [("cdeep3m_mito", 2, s, cfg, "dev", name) for s in seeds]
-    return out
-
-
-def specs_grid(chosen: F.Config, ks: list[int], seeds: list[int], ceiling_steps: int) -> list:
+def specs_grid(chosen: FS.Config, ks: list[int], seeds: list[int], ceiling_steps: int) -> list:
     out = []
     for target in TARGETS:
-        for strategy in STRATEGIES:
-            change = {"start": "scratch"} if strategy == "scratch" else {"strategy": strategy}
-            cfg = F.Config(**{**chosen.__dict__, **change})
-            out += [(target, k, s, cfg, "test", strategy) for k in ks for s in seeds]
-        ceiling = F.Config(**{**chosen.__dict__, "start": "scratch", "steps": ceiling_steps})
-        out += [(target, 0, s, ceiling, "test", "ceiling") for s in seeds]
+        out += FS.grid_specs(chosen, [target], ks, seeds, STRATEGIES)
+        out += FS.ceiling_specs(FS.changed(chosen, {"steps": ceiling_steps}), [target], seeds)
     return out
 
 
@@ -147,21 +126,19 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--k", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--levers", nargs="+", default=list(F.LEVERS), choices=list(F.LEVERS))
+    ap.add_argument("--levers", nargs="+", default=list(FS.LEVERS), choices=list(FS.LEVERS))
     ap.add_argument("--min-gain", type=float, default=0.01)
     ap.add_argument("--ceiling-steps", type=int, default=2000)
     ap.add_argument("--minutes", type=float, default=0, help="0: no limit")
-    ap.add_argument("--config", default="", help="JSON of Config fields for every cell")
-    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "fewshot-work")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "fewshot_study.json")
+    FS.add_io_arguments(ap, "fewshot_study.json")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     deadline = t0 + args.minutes * 60 if args.minutes else float("inf")
-    base = F.Config(**json.loads(args.config)) if args.config else F.Config()
+    base = FS.base_config(args)
     study = Study(args.out, args.work, args.workers, deadline)
-    finished = study.run(specs_screen(base, args.seeds, args.levers))
+    finished = study.run(FS.screen_specs(base, ["cdeep3m_mito"], [2], args.seeds, args.levers))
     screen = [c for c in study.doc["cells"] if c["on"] == "dev"]
     chosen, why = choose(screen, base, args.min_gain)
     study.doc |= {"choice": why, "chosen": chosen.__dict__, "screen_finished": finished}

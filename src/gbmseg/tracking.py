@@ -38,10 +38,14 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 GROUP_TAG = "gbmseg.pipeline_run"
 
 
+def _user_uri(tp: TrackingParams) -> str:
+    """The store the user named (MLFLOW_TRACKING_URI, else params tracking.uri); "" = none."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or tp.uri
+
+
 def resolve_uri(tp: TrackingParams, root: str | Path = ".") -> str:
     """MLFLOW_TRACKING_URI, else params tracking.uri, else a sqlite file in the project."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or tp.uri
-    return uri or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+    return _user_uri(tp) or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
 
 
 def _point_mlflow_at(uri: str) -> None:
@@ -60,14 +64,12 @@ def _point_mlflow_at(uri: str) -> None:
 
 def setup(tp: TrackingParams, root: str | Path = ".") -> str:
     """Point MLflow at the store and make sure the experiment exists; return its id."""
-    uri = resolve_uri(tp, root)
-    _point_mlflow_at(uri)
+    embedded = not _user_uri(tp)  # the project's own store keeps its artifacts beside it
+    _point_mlflow_at(resolve_uri(tp, root))
     exp = mlflow.get_experiment_by_name(tp.experiment)
     if exp is not None:
         return exp.experiment_id
-    location = None
-    if uri.startswith("sqlite:") and not os.environ.get("MLFLOW_TRACKING_URI") and not tp.uri:
-        location = (Path(root).resolve() / "mlartifacts").as_uri()
+    location = (Path(root).resolve() / "mlartifacts").as_uri() if embedded else None
     try:
         return mlflow.create_experiment(tp.experiment, artifact_location=location)
     except MlflowException:  # created concurrently by another stage
