@@ -96,6 +96,31 @@ def train(
 
 
 @component
+def selfsup(
+    params: dict,
+    run_group: str,
+    data_version: str,
+    item: str,
+    unlabelled: Input[Dataset],
+    packed: Input[Dataset],
+    model: Output[Model],
+    history: Output[Artifact],
+    summary: Output[Metrics],
+):
+    # packed: the target's, whose test images are left out; data_version keys the cache
+    from gbmseg.kfp_entry import run
+
+    paths = {
+        f"selfsup.unlabelled.{item}": unlabelled.path,
+        "pack.out": packed.path,
+        "train.out": model.path,
+        "selfsup.metrics": history.path,
+        "selfsup.history": history.path,
+    }
+    run("selfsup", params, run_group, paths, item, summary)
+
+
+@component
 def resolve(params: dict, run_group: str, ref: str, model: Output[Model]):
     from gbmseg.kfp_entry import run
 

@@ -1,8 +1,10 @@
 """The gbmseg Kubeflow pipeline: the DVC DAG, task for task, with params.yaml as its default.
 
     target: validate -> augment -> pack -> train (scratch baseline)
-    pretrained == "":   source: validate -> augment -> pack -> train -> finish
-    pretrained == URI:  resolve(URI) -> finish          (e.g. models:/gbmseg-unet@champion)
+    pretrained == "":        source: validate -> augment -> pack -> train -> finish
+    pretrained == "selfsup": selfsup(unlabelled images; the target's test images left out)
+                             -> finish
+    pretrained == URI:       resolve(URI) -> finish     (e.g. models:/gbmseg-unet@champion)
     finish: finetune -> evaluate (beside the baseline) -> register
 
 The same components serve the source and the target set (``prepare`` is called twice), and
@@ -28,6 +30,7 @@ KFP = PARAMS["kfp"]
 _PARSED = validate_tree(PARAMS, "params.yaml")
 TARGET = _PARSED.finetune.target
 SOURCE = _PARSED.pretrained_set() or "source"
+UNLABELLED = _PARSED.pretrained_unlabelled() or "unlabelled"
 COMPILED = Path(__file__).with_suffix(".yaml")
 
 
@@ -124,10 +127,12 @@ def gbmseg_pipeline(
     target_uri: str,
     data_version: str,
     pretrained: str = "",
+    unlabelled_uri: str = "",
     splits: dict = {},  # noqa: B006  (a KFP default, never mutated)
     params: dict = PARAMS,
 ) -> str:
-    """``pretrained`` "" pretrains on the source set; a registry URI (models:/NAME@ALIAS)
+    """``pretrained`` "" pretrains on the source set; "selfsup" pretrains on the images of
+    ``unlabelled_uri`` without their masks; a registry URI (models:/NAME@ALIAS)
     fine-tunes that model instead.  ``splits``: the committed split files (set -> image ->
     split), so every image gets the split DVC gives it.  ``data_version`` (a content hash of
     the data, filled in by `gbmseg kfp submit`) keys the cache."""
@@ -143,10 +148,23 @@ def gbmseg_pipeline(
     with dsl.If(pretrained == "", name="pretrain-on-source"):
         _, _, st = prepare(params, group, data_version, SOURCE, splits, source_uri)
         pretrain = finish(pretrained_item=SOURCE, pretrained=st.outputs["model"], **target)
+    with dsl.Elif(pretrained == "selfsup", name="self-supervised"):
+        raw = dsl.importer(artifact_uri=unlabelled_uri, artifact_class=Dataset, reimport=False)
+        ss = on_gpu(
+            c.selfsup(
+                params=params,
+                run_group=group,
+                data_version=data_version,
+                item=UNLABELLED,
+                unlabelled=raw.output,
+                packed=tp.outputs["packed"],
+            )
+        )
+        own = finish(pretrained_item=UNLABELLED, pretrained=ss.outputs["model"], **target)
     with dsl.Else(name="from-registry"):
         r = on_cpu(c.resolve(params=params, run_group=group, ref=pretrained))
         registry = finish(pretrained_item="", pretrained=r.outputs["model"], **target)
-    return dsl.OneOf(pretrain.output, registry.output)
+    return dsl.OneOf(pretrain.output, own.output, registry.output)
 
 
 def compile_pipeline(path: Path = COMPILED) -> Path:

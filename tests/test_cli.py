@@ -20,7 +20,8 @@ def test_help_lists_every_step_in_pipeline_order(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    steps = ["synth", "validate", "augment", "pack", "train", "resolve", "finetune", "evaluate"]
+    steps = ["synth", "validate", "augment", "pack", "train", "selfsup", "resolve", "finetune"]
+    steps += ["evaluate"]
     at = [out.index(f"    {s} ") for s in [*steps, "register", "predict", "measure"]]
     assert at == sorted(at)
 

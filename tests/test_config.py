@@ -19,7 +19,8 @@ def _tree() -> dict:
 
 def test_project_params_load_and_every_section_present():
     p = load(ROOT / "params.yaml")
-    for name in ("sets", "synth", "validate", "augment", "pack", "train", "resolve", "register"):
+    sections = ("sets", "synth", "validate", "augment", "pack", "train", "selfsup", "resolve")
+    for name in (*sections, "register"):
         assert p.section(name) is not None
     assert p.train.model.depth >= 1
 

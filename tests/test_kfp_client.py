@@ -89,6 +89,16 @@ def test_a_registry_start_skips_the_source(data):
     assert forced["pretrained"] == "models:/m@champion"
 
 
+def test_a_selfsup_start_sends_the_unlabelled_images_instead_of_the_source(data, tmp_path):
+    extra = [f"selfsup.unlabelled={{lab: {tmp_path}}}", "finetune.pretrained=models/train/lab"]
+    p = load(ROOT / "params.yaml", extra)
+    args = kfp_client.arguments({}, p, "s3://not/read", str(data), None, str(data))
+    assert args["pretrained"] == "selfsup" and args["source_uri"] == ""
+    assert args["unlabelled_uri"] == str(data)
+    _, default = _args(load(ROOT / "params.yaml"), data)
+    assert default["pretrained"] == "" and default["unlabelled_uri"] == ""
+
+
 @pytest.mark.faults  # fault case, listed with tests/faults/
 def test_schedule_is_cron_single_concurrency_no_catchup(data):
     p = load(ROOT / "params.yaml")

@@ -40,7 +40,8 @@ def test_gpu_tasks_get_the_pool_and_every_task_the_secrets():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["kfp"]
     spec = _spec()
     platform = _platform()
-    for gpu_task in ("exec-train", "exec-train-2", "exec-finetune", "exec-finetune-2"):
+    gpu_tasks = ["exec-train", "exec-train-2", "exec-selfsup"]
+    for gpu_task in [*gpu_tasks, "exec-finetune", "exec-finetune-2", "exec-finetune-3"]:
         cfg = platform[gpu_task]
         assert cfg["nodeSelector"]["labels"] == params["gpu_pool"]["node_selector"]
         assert cfg["tolerations"][0]["key"] == "nvidia.com/gpu"
@@ -77,6 +78,7 @@ def test_stage_equals_subcommand_equals_component_equals_section():
     stages = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
     sections = set(yaml.safe_load((ROOT / "params.yaml").read_text()))
     components = {n for n, v in vars(gbmseg_components).items() if isinstance(v, BaseComponent)}
-    expected = {"validate", "augment", "pack", "train", "resolve", "finetune", "evaluate"}
+    expected = {"validate", "augment", "pack", "train", "selfsup", "resolve", "finetune"}
+    expected |= {"evaluate"}
     assert stages == components == expected | {"register"}
     assert stages <= set(COMMANDS) and stages <= sections

@@ -46,14 +46,22 @@ def arguments(
     source_uri: str | None = None,
     target_uri: str | None = None,
     pretrained: str | None = None,
+    unlabelled_uri: str | None = None,
 ) -> dict[str, Any]:
-    """The pipeline's arguments for a run of ``params`` (``tree``: the same, as sent)."""
+    """The pipeline's arguments for a run of ``params`` (``tree``: the same, as sent).
+    ``pretrained``: "" pretrains on the source, "selfsup" on the unlabelled images, a
+    registry URI starts from that model; default: what finetune.pretrained names."""
     kp = params.kfp
     ref = params.finetune.pretrained
-    start = pretrained if pretrained is not None else (ref if is_registry_ref(ref) else "")
+    if pretrained is None:
+        own = "selfsup" if params.pretrained_unlabelled() else ""
+        pretrained = ref if is_registry_ref(ref) else own
+    start = pretrained
     source = source_uri or kp.source_uri
     target = target_uri or kp.target_uri
-    uris = [target] if start else [source, target]
+    unlabelled = unlabelled_uri or kp.unlabelled_uri
+    extra = {"": [source], "selfsup": [unlabelled]}.get(start, [])
+    uris = [*extra, target]
     version = hashlib.sha256("".join(fingerprint(u) for u in uris).encode()).hexdigest()[:20]
     tables = {
         name: splits.read(params.paths(name).split_file)
@@ -61,8 +69,9 @@ def arguments(
         if params.paths(name).split_file.is_file()
     }
     return {
-        "source_uri": "" if start else source,
+        "source_uri": source if start == "" else "",
         "target_uri": target,
+        "unlabelled_uri": unlabelled if start == "selfsup" else "",
         "pretrained": start,
         "splits": tables,
         "data_version": version,

@@ -32,6 +32,7 @@ STAGES = {
     "augment": stages.augment,
     "pack": stages.pack,
     "train": stages.train,
+    "selfsup": stages.selfsup,
     "resolve": stages.resolve,
     "finetune": stages.finetune,
     "evaluate": stages.evaluate,

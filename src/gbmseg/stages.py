@@ -18,7 +18,7 @@ from pathlib import Path
 from gbmseg.config import ConfigError, Params, is_registry_ref
 from gbmseg.runlog import RunLog
 
-PER_SET = ("validate", "augment", "pack", "train")
+PER_SET = ("validate", "augment", "pack", "train", "selfsup")
 
 
 def check_sets(params: Params) -> None:
@@ -115,6 +115,33 @@ def train(params: Params, name: str, logger: RunLog | None = None, resume: bool 
 
     tp = params.train_params(name)
     return step.run(tp, params.paths(name).packed, logger, resume, params.augment)
+
+
+def target_test_images(params: Params) -> set[str]:
+    """Pixel hashes of the target's test images (from its pack manifest, once packed)."""
+    path = params.paths(params.finetune.target).packed / "manifest.json"
+    if not path.is_file():
+        return set()
+    return set(json.loads(path.read_text())["splits"]["test"].get("pixels_sha256", []))
+
+
+def selfsup(params: Params, name: str, logger: RunLog | None = None) -> dict:
+    from gbmseg.steps import selfsup as step
+
+    out, metrics, history = params.selfsup_paths(name)
+    t = params.train
+    return step.run(
+        params.selfsup,
+        t.model,
+        params.selfsup.unlabelled[name],
+        out,
+        metrics,
+        history,
+        target_test_images(params),
+        t.device,
+        t.amp,
+        logger,
+    ) | {"out": str(out)}
 
 
 def resolve(params: Params, logger: RunLog | None = None) -> dict:

@@ -29,9 +29,13 @@ def _kfp_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--source-uri", help="source set to import (default: kfp.source_uri)")
     sp.add_argument("--target-uri", help="target set to import (default: kfp.target_uri)")
     sp.add_argument(
+        "--unlabelled-uri", help="unlabelled images to import (default: kfp.unlabelled_uri)"
+    )
+    sp.add_argument(
         "--pretrained",
-        help="start from this model instead of pretraining (e.g. models:/gbmseg-unet@champion;"
-        " default: finetune.pretrained when it is a registry model, else pretrain on the source)",
+        help="start from this model instead of pretraining (e.g. models:/gbmseg-unet@champion),"
+        " or 'selfsup' (pretrain on the unlabelled images); default: finetune.pretrained when it"
+        " is a registry model or a selfsup model, else pretrain on the source",
     )
     sp.add_argument("--run-name", default="gbmseg", help="run or recurring-run name")
     sp.add_argument("--dry-run", action="store_true", help="print the arguments, contact no server")
@@ -48,7 +52,9 @@ def _kfp(args, params: Params) -> dict:
     if not args.package.is_file():
         raise ConfigError(f"{args.package}: no compiled pipeline; run `make pipeline`")
     tree = params.model_dump(mode="json", by_alias=True)
-    sent = kfp_client.arguments(tree, params, args.source_uri, args.target_uri, args.pretrained)
+    sent = kfp_client.arguments(
+        tree, params, args.source_uri, args.target_uri, args.pretrained, args.unlabelled_uri
+    )
     if args.dry_run:
         return {"action": args.action, "arguments": sent, "cron": params.kfp.cron}
     client = kfp_client.connect(params.kfp)

@@ -114,6 +114,25 @@ stage(
     fn=_check_then_train,  # refuses a set that nothing would use
     after=lambda a, p: "gbmseg evaluate" if a.item == p.finetune.target else "gbmseg resolve",
 )
+
+
+def _unlabelled(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "item", metavar="NAME", help="an unlabelled folder named under selfsup.unlabelled"
+    )
+
+
+stage(
+    "selfsup",
+    "pretrain a U-Net on images without masks (masked denoising): a start for fine-tuning",
+    _unlabelled,
+    per_set=True,
+    after=lambda a, p: (
+        "gbmseg resolve"
+        if p.finetune.pretrained == f"{p.train.out}/{a.item}"
+        else f"set finetune.pretrained: {p.train.out}/{a.item}, then gbmseg resolve"
+    ),
+)
 stage(
     "resolve",
     "fetch finetune.pretrained (a folder or models:/NAME@ALIAS) into a tracked local folder",

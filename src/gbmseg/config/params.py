@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from gbmseg.config.sections import (
     RegisterParams,
     ResolveParams,
     Section,
+    SelfsupParams,
     SynthParams,
     TrackingParams,
     TrainParams,
@@ -58,6 +60,7 @@ class Params(Section):
     augment: AugmentParams
     pack: PackParams
     train: TrainParams
+    selfsup: SelfsupParams
     resolve: ResolveParams
     finetune: FinetuneParams
     evaluate: EvaluateParams
@@ -74,6 +77,22 @@ class Params(Section):
             raise ValueError(
                 f"finetune.target {self.finetune.target!r} is not one of sets: "
                 f"{sorted(self.sets)}; add it under `sets` or name an existing set"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _unlabelled_names_are_free(self) -> Params:
+        clash = sorted(set(self.selfsup.unlabelled) & set(self.sets))
+        if clash:
+            raise ValueError(
+                f"selfsup.unlabelled {clash} also name labelled sets; both would write "
+                f"{self.train.out}/<name>: rename the unlabelled folder's key"
+            )
+        step = math.lcm(self.selfsup.patch, 2**self.train.model.depth)
+        if self.selfsup.tile % step:
+            raise ValueError(
+                f"selfsup.tile {self.selfsup.tile} must be a multiple of selfsup.patch and of "
+                f"2**train.model.depth (so of {step}); try {step * max(1, 128 // step)}"
             )
         return self
 
@@ -113,10 +132,29 @@ class Params(Section):
             return ref.name
         return None
 
+    def pretrained_unlabelled(self) -> str | None:
+        """The unlabelled folder whose self-supervised model ``finetune.pretrained`` names."""
+        name = self.pretrained_set()
+        return name if name in self.selfsup.unlabelled else None
+
     def unused_sets(self) -> list[str]:
         """Sets that nothing downstream uses: neither the target nor the pretraining set."""
         used = {self.finetune.target, self.pretrained_set()}
         return sorted(set(self.sets) - used)
+
+    def selfsup_paths(self, name: str) -> tuple[Path, Path, Path]:
+        """(model folder, metrics JSON, loss-curve CSV) of unlabelled folder ``name``."""
+        if name not in self.selfsup.unlabelled:
+            raise ConfigError(
+                f"no unlabelled folder {name!r} in params.yaml `selfsup.unlabelled` "
+                f"(known: {sorted(self.selfsup.unlabelled)})"
+            )
+        s = self.selfsup
+        return (
+            Path(self.train.out) / name,
+            Path(s.metrics) / f"{name}.json",
+            Path(s.history) / f"{name}.csv",
+        )
 
     def train_params(self, name: str) -> TrainParams:
         """The train section with set ``name``'s paths; the target's from-scratch baseline

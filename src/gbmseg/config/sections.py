@@ -162,6 +162,9 @@ class AutoParams(Section):
     different_small: Strategy
     similar_large: Strategy
     different_large: Strategy
+    self_supervised: Strategy = Field(
+        description="the strategy when the pretrained model learnt from unlabelled images only"
+    )
 
 
 class FinetuneParams(Section):
@@ -178,6 +181,22 @@ class FinetuneParams(Section):
     epochs: int = Field(ge=1)
     lr: float = Field(gt=0)
     auto: AutoParams
+
+
+class SelfsupParams(Section):
+    unlabelled: dict[str, str] = Field(
+        description="NAME: folder of images without masks -> model <train.out>/NAME ({} = none)"
+    )
+    metrics: str = Field(description="base folder: <metrics>/<name>.json")
+    history: str = Field(description="base folder: <history>/<name>.csv (loss curve)")
+    steps: int = Field(ge=1, description="optimiser steps of batch_size random crops")
+    batch_size: int = Field(ge=1)
+    tile: int = Field(ge=32, description="crop size (a multiple of patch and of 2**depth)")
+    lr: float = Field(gt=0)
+    mask_ratio: float = Field(gt=0, lt=1, description="fraction of patch x patch squares hidden")
+    patch: int = Field(ge=2)
+    noise: float = Field(ge=0, description="Gaussian noise std added to every input (0-1 scale)")
+    seed: int
 
 
 class ResolveParams(Section):
@@ -260,6 +279,9 @@ class KfpParams(Section):
     experiment: str
     source_uri: str = Field(description="where the pipeline imports the source set (s3://...)")
     target_uri: str = Field(description="where the pipeline imports the target set (s3://...)")
+    unlabelled_uri: str = Field(
+        description="where it imports the unlabelled images when finetune starts from selfsup"
+    )
     cron: str = Field(description="6-field cron (seconds first) of `gbmseg kfp schedule`")
     max_concurrency: int = Field(ge=1)
     gpu_pool: GpuPool

@@ -92,6 +92,13 @@ def read_trained_on(model_dir: str | Path) -> list[str]:
     return json.loads(path.read_text())["pixels_sha256"] if path.is_file() else []
 
 
+def learnt_from_labels(model_dir: str | Path) -> bool:
+    """False for a model pretrained on unlabelled images only (its head reconstructs
+    images; it does not segment)."""
+    path = Path(model_dir) / TRAINED_ON
+    return bool(json.loads(path.read_text()).get("labelled", True)) if path.is_file() else True
+
+
 def fit(
     model: UNet,
     p: TrainParams,

@@ -68,8 +68,10 @@ def pretrain(
     patch: int = 16,
     noise: float = 0.05,
     seed: int = 0,
+    every: int = 50,
 ) -> list[float]:
-    """Masked denoising on crops of ``images``; returns the loss every 50 steps."""
+    """Masked denoising on crops of ``images``; returns the mean loss of every ``every``
+    steps."""
     rng, g = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     model.to(prec.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -93,8 +95,8 @@ def pretrain(
         opt.step()
         sched.step()
         running += float(loss)
-        if (step + 1) % 50 == 0:
-            history.append(running / 50)
+        if (step + 1) % every == 0:
+            history.append(running / every)
             log.info(
                 "ssl step %d: loss %.4f (%.1f img/s)",
                 step + 1,

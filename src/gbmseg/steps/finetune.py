@@ -34,10 +34,28 @@ def target_size(packed: str | Path, tiles: int, tile: int) -> tuple[int, int]:
     return tiles, tiles * tile * tile  # bare arrays: each tile its own image
 
 
-def choose(p: FinetuneParams, model, packed: str | Path, pretrained: str) -> tuple[str, dict]:
+def self_supervised_choice(p: FinetuneParams, pretrained: str) -> tuple[str, dict]:
+    """``auto`` on a model that never saw a label: the size x similarity rule measures how far
+    the target is from labelled source data, which does not exist here."""
+    s = p.auto.self_supervised
+    reason = (
+        f"{pretrained} learnt from unlabelled images only (selfsup): its head was "
+        f"re-initialised and the strategy is finetune.auto.self_supervised = {s}"
+    )
+    log.info("finetune auto: %s", reason)
+    report = {"quadrant": "self-supervised", "strategy": s, "reasons": [reason]}
+    md = f"# Transfer decision: {s}\n\nPretrained model: `{pretrained}`\n\n- {reason}\n"
+    return s, {"transfer_report.json": json.dumps(report, indent=2), "transfer_report.md": md}
+
+
+def choose(
+    p: FinetuneParams, model, packed: str | Path, pretrained: str, labelled: bool = True
+) -> tuple[str, dict]:
     """The strategy to use and, for ``auto``, the report files."""
     if p.strategy != "auto":
         return p.strategy, {}
+    if not labelled:
+        return self_supervised_choice(p, pretrained)
     x, _ = load_split(packed, "train")
     n_images, n_pixels = target_size(packed, len(x), x.shape[-1])
     d = auto.decide(model, x, n_images, n_pixels, model.source_histogram(), p.auto)
@@ -62,7 +80,10 @@ def run(
     (= train + the finetune overrides); ``pretrained_name`` is how reports name it."""
     name = pretrained_name or str(pretrained)
     model = load_model(pretrained)
-    strategy, reports = choose(p, model, packed, name)
+    labelled = lifecycle.learnt_from_labels(pretrained)
+    if not labelled:
+        model.reset_head()  # a reconstruction head: segmentation starts from a fresh one
+    strategy, reports = choose(p, model, packed, name, labelled)
     counts = freezing.apply(model, strategy, p.shallow_levels, p.encoder_lr_scale)
     log.info("finetune: %s from %s, %s", strategy, name, counts)
     if logger:

@@ -1,0 +1,125 @@
+"""selfsup: pretrain a U-Net on images without masks (masked denoising, gbmseg.engine.ssl).
+
+The lab has hundreds of unlabelled images of its own domain and labels a few.  This step
+learns what that domain looks like from the unlabelled ones; ``finetune`` then starts from
+the result (``finetune.pretrained: models/train/NAME``), re-initialising the reconstruction
+head.  Images identical (by pixels) to a target test image are left out, so no test image
+is ever trained on; every image used is listed in ``trained_on.json`` (with
+``"labelled": false``), so the promotion comparison never scores a model on one of them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gbmseg.config import ModelParams, SelfsupParams
+from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
+from gbmseg.data.io import DataError, collect_images, read_image
+from gbmseg.data.stats import histogram
+from gbmseg.data.table import pixels_sha256
+from gbmseg.engine import checkpoint, ssl
+from gbmseg.engine.amp import resolve
+from gbmseg.engine.lifecycle import TRAINED_ON
+from gbmseg.engine.seed import seed_everything
+from gbmseg.model.unet import UNetConfig, build
+from gbmseg.runlog import RunLog, numbers
+
+log = logging.getLogger(__name__)
+
+
+def load_unlabelled(
+    folder: str | Path, exclude: set[str]
+) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """(images, their pixel hashes, names left out because they are test images)."""
+    images, hashes, left_out = [], [], []
+    for path in collect_images([folder], "unlabelled image"):
+        img = read_image(path)
+        digest = pixels_sha256(img)
+        if digest in exclude:
+            left_out.append(path.name)
+        elif digest not in hashes:  # the same image twice counts once
+            images.append(img)
+            hashes.append(digest)
+    if left_out:
+        log.warning(
+            "selfsup: %d image(s) of %s are target test images and were left out: %s",
+            len(left_out),
+            folder,
+            ", ".join(left_out[:10]) + (" ..." if len(left_out) > 10 else ""),
+        )
+    if not images:
+        raise DataError(
+            f"{folder}: no unlabelled image is left once the target's {len(left_out)} test "
+            "image(s) are left out; add images the lab has not labelled for testing"
+        )
+    return images, hashes, left_out
+
+
+def loss_csv(losses: list[float], every: int) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["step", "loss"])
+    w.writerows([(every * (i + 1), round(v, 6)) for i, v in enumerate(losses)])
+    return buf.getvalue()
+
+
+def run(
+    p: SelfsupParams,
+    model_p: ModelParams,
+    folder: str | Path,
+    out: str | Path,
+    metrics: str | Path,
+    history: str | Path,
+    exclude: set[str] | frozenset[str] = frozenset(),
+    device: str = "auto",
+    amp: str = "auto",
+    logger: RunLog | None = None,
+) -> dict:
+    """Pretrain on the images of ``folder`` (those in ``exclude``, pixel hashes, left out);
+    publish the model folder ``out``, ``metrics`` (JSON) and ``history`` (loss CSV)."""
+    images, hashes, left_out = load_unlabelled(folder, set(exclude))
+    seed_everything(p.seed)
+    model = build(UNetConfig(**model_p.model_dump()))
+    prec = resolve(device, amp)
+    every = max(1, min(50, p.steps // 10))
+    log.info("selfsup: %d unlabelled image(s) from %s, %d steps", len(images), folder, p.steps)
+    if logger:
+        logger.params({"selfsup": p.model_dump(mode="json"), "unlabelled": str(folder)})
+    t0 = time.perf_counter()
+    losses = ssl.pretrain(
+        model, images, prec, p.steps, p.batch_size, p.tile, p.lr, p.mask_ratio, p.patch,
+        p.noise, p.seed, every,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    model = model.cpu()
+    model.set_source_histogram(histogram(np.concatenate([i.ravel() for i in images])))
+    result = {
+        "images": len(images),
+        "left_out_test_images": len(left_out),
+        "steps": p.steps,
+        "final_loss": round(losses[-1], 6) if losses else None,
+        "seconds": round(seconds, 1),
+        "crops_per_s": round(p.steps * p.batch_size / max(seconds, 1e-9), 1),
+        "precision": prec.describe(),
+    }
+    with atomic_dir(out) as tmp:
+        checkpoint.save(tmp / "model.pt", checkpoint.model_state(model))
+        write_json(tmp / "model_config.json", model.cfg.to_dict())
+        write_json(
+            tmp / TRAINED_ON, {"images": len(hashes), "pixels_sha256": hashes, "labelled": False}
+        )
+        inputs = {"unlabelled": str(folder)}
+        write_json(tmp / "_meta.json", meta("selfsup", p.model_dump(mode="json"), inputs))
+    write_json(metrics, result)
+    write_text(history, loss_csv(losses, every))
+    if logger:
+        logger.metrics(numbers(result))
+        logger.artifact(history, "curves")
+    log.info("selfsup: final loss %s in %.0f s -> %s", result["final_loss"], seconds, out)
+    return result
