@@ -18,6 +18,7 @@ from gbmseg.config import AugmentParams, FinetuneParams, TrainParams
 from gbmseg.engine import lifecycle
 from gbmseg.engine.checkpoint import load_model
 from gbmseg.engine.data import load_split
+from gbmseg.engine.seed import seed_everything
 from gbmseg.runlog import RunLog
 from gbmseg.transfer import auto, freezing
 
@@ -81,8 +82,9 @@ def run(
     name = pretrained_name or str(pretrained)
     model = load_model(pretrained)
     labelled = lifecycle.learnt_from_labels(pretrained)
-    if not labelled:
-        model.reset_head()  # a reconstruction head: segmentation starts from a fresh one
+    if not labelled:  # a reconstruction head: segmentation starts from a fresh one
+        seed_everything(tp.seed)
+        model.reset_head()
     strategy, reports = choose(p, model, packed, name, labelled)
     counts = freezing.apply(model, strategy, p.shallow_levels, p.encoder_lr_scale)
     log.info("finetune: %s from %s, %s", strategy, name, counts)
