@@ -56,11 +56,10 @@ def arguments(
     if pretrained is None:
         own = "selfsup" if params.pretrained_unlabelled() else ""
         pretrained = ref if is_registry_ref(ref) else own
-    start = pretrained
     source = source_uri or kp.source_uri
     target = target_uri or kp.target_uri
     unlabelled = unlabelled_uri or kp.unlabelled_uri
-    extra = {"": [source], "selfsup": [unlabelled]}.get(start, [])
+    extra = {"": [source], "selfsup": [unlabelled]}.get(pretrained, [])
     uris = [*extra, target]
     version = hashlib.sha256("".join(fingerprint(u) for u in uris).encode()).hexdigest()[:20]
     tables = {
@@ -69,10 +68,10 @@ def arguments(
         if params.paths(name).split_file.is_file()
     }
     return {
-        "source_uri": source if start == "" else "",
+        "source_uri": source if pretrained == "" else "",
         "target_uri": target,
-        "unlabelled_uri": unlabelled if start == "selfsup" else "",
-        "pretrained": start,
+        "unlabelled_uri": unlabelled if pretrained == "selfsup" else "",
+        "pretrained": pretrained,
         "splits": tables,
         "data_version": version,
         "params": tree,

@@ -163,6 +163,29 @@ def summary(model: UNet, result: FitResult, extra: dict | None = None) -> dict:
     return {**out, **(extra or {})}
 
 
+def write_model_folder(
+    out: str | Path,
+    model: UNet,
+    step: str,
+    params: dict,
+    trained_on: list[str],
+    files: dict[str, str] | None = None,
+    labelled: bool = True,
+    inputs: dict[str, str] | None = None,
+) -> None:
+    """The published model folder, written atomically (see the module docstring)."""
+    seen: dict = {"images": len(trained_on), "pixels_sha256": trained_on}
+    if not labelled:
+        seen["labelled"] = False
+    with atomic_dir(out) as tmp:
+        checkpoint.save(tmp / "model.pt", checkpoint.model_state(model))
+        write_json(tmp / "model_config.json", model.cfg.to_dict())
+        write_json(tmp / TRAINED_ON, seen)
+        for name, text in (files or {}).items():
+            write_text(tmp / name, text)
+        write_json(tmp / "_meta.json", meta(step, params, inputs))
+
+
 def publish(
     model: UNet,
     p: TrainParams,
@@ -174,13 +197,7 @@ def publish(
 ) -> dict:
     """Write the model folder, metrics JSON and history CSV atomically; return the metrics."""
     metrics = summary(model, result, extra)
-    with atomic_dir(p.out) as tmp:
-        checkpoint.save(tmp / "model.pt", checkpoint.model_state(model))
-        write_json(tmp / "model_config.json", model.cfg.to_dict())
-        write_json(tmp / TRAINED_ON, {"images": len(trained_on), "pixels_sha256": trained_on})
-        for name, text in (files or {}).items():
-            write_text(tmp / name, text)
-        write_json(tmp / "_meta.json", meta(step, p.model_dump(mode="json")))
+    write_model_folder(p.out, model, step, p.model_dump(mode="json"), trained_on, files)
     write_json(p.metrics, metrics)
     write_text(p.history, history_csv(result.history))
     return metrics

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from gbmseg.config import ModelParams, SelfsupParams
-from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
+from gbmseg.data.atomic import write_json, write_text
 from gbmseg.data.io import DataError, collect_images, read_image
 from gbmseg.data.stats import histogram
 from gbmseg.data.table import pixels_sha256
-from gbmseg.engine import checkpoint, ssl
+from gbmseg.engine import ssl
 from gbmseg.engine.amp import resolve
-from gbmseg.engine.lifecycle import TRAINED_ON
+from gbmseg.engine.lifecycle import write_model_folder
 from gbmseg.engine.seed import seed_everything
 from gbmseg.model.unet import UNetConfig, build
 from gbmseg.runlog import RunLog, numbers
@@ -37,13 +37,14 @@ def load_unlabelled(
     folder: str | Path, exclude: set[str]
 ) -> tuple[list[np.ndarray], list[str], list[str]]:
     """(images, their pixel hashes, names left out because they are test images)."""
-    images, hashes, left_out = [], [], []
+    images, hashes, left_out, known = [], [], [], set()
     for path in collect_images([folder], "unlabelled image"):
         img = read_image(path)
         digest = pixels_sha256(img)
         if digest in exclude:
             left_out.append(path.name)
-        elif digest not in hashes:  # the same image twice counts once
+        elif digest not in known:  # the same image twice counts once
+            known.add(digest)
             images.append(img)
             hashes.append(digest)
     if left_out:
@@ -108,14 +109,9 @@ def run(
         "crops_per_s": round(p.steps * p.batch_size / max(seconds, 1e-9), 1),
         "precision": prec.describe(),
     }
-    with atomic_dir(out) as tmp:
-        checkpoint.save(tmp / "model.pt", checkpoint.model_state(model))
-        write_json(tmp / "model_config.json", model.cfg.to_dict())
-        write_json(
-            tmp / TRAINED_ON, {"images": len(hashes), "pixels_sha256": hashes, "labelled": False}
-        )
-        inputs = {"unlabelled": str(folder)}
-        write_json(tmp / "_meta.json", meta("selfsup", p.model_dump(mode="json"), inputs))
+    inputs = {"unlabelled": str(folder)}
+    params = p.model_dump(mode="json")
+    write_model_folder(out, model, "selfsup", params, hashes, labelled=False, inputs=inputs)
     write_json(metrics, result)
     write_text(history, loss_csv(losses, every))
     if logger:
