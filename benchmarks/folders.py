@@ -38,18 +38,33 @@ def names(folder: Path) -> list[str]:
 
 
 def pack(
-    folder: Path, chosen: list[str], positive: str, tile: int, stride: int, out: Path, split: str
+    folder: Path,
+    chosen: list[str],
+    positive: str,
+    tile: int,
+    stride: int,
+    out: Path,
+    split: str,
+    windows: dict[str, tuple[int, int, int]] | None = None,
 ) -> int:
     """Write ``{split}_images.npy`` / ``{split}_masks.npy`` tiles of the chosen images and
-    the split's entry (sources, labelled pixels, tiles) in ``manifest.json``, like pack."""
+    the split's entry (sources, labelled pixels, tiles) in ``manifest.json``, like pack.
+    ``windows``: name -> (top, left, side), the square of that image that is labelled."""
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     pixels = 0
     for name in chosen:
         img = read_image(folder / "images" / name)
+        msk = read_mask(folder / "masks" / name, positive)
+        if windows and name in windows:
+            top, left, side = windows[name]
+            img, msk = (
+                img[top : top + side, left : left + side],
+                msk[top : top + side, left : left + side],
+            )
         pixels += img.size
         xs += tiles(img, tile, stride)
-        ys += tiles(read_mask(folder / "masks" / name, positive), tile, stride)
+        ys += tiles(msk, tile, stride)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / f"{split}_images.npy", np.stack(xs))
     np.save(out / f"{split}_masks.npy", np.stack(ys))

@@ -153,7 +153,9 @@ class TrainParams(Section):
 
 
 class AutoParams(Section):
-    large_megapixels: float = Field(gt=0, description="labelled target pixels making a set large")
+    large_megapixels: float = Field(
+        gt=0, description="labelled target pixels (not images) making a set large"
+    )
     feature_distance: float = Field(
         gt=0, description="BatchNorm-statistics shift: above = different"
     )

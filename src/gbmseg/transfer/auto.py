@@ -1,6 +1,7 @@
 """``finetune.strategy: auto``: the recipe's 4-quadrant rule, decided from measurements.
 
-size       = labelled target pixels vs ``auto.large_megapixels``.
+size       = labelled target pixels vs ``auto.large_megapixels`` (pixels, not images:
+             ``benchmarks/size_axis.py`` measured equal pixels in 1 or 4 images alike).
 similarity = two distances between the source the model was trained on and the target:
   * feature distance: each BatchNorm layer of the pretrained encoder holds the source's
     per-channel activation mean and variance (its running statistics); the target's tiles
