@@ -48,11 +48,12 @@ def pack(
     windows: dict[str, tuple[int, int, int]] | None = None,
 ) -> int:
     """Write ``{split}_images.npy`` / ``{split}_masks.npy`` tiles of the chosen images and
-    the split's entry (sources, labelled pixels, tiles) in ``manifest.json``, like pack.
+    the split's entry (sources, labelled pixels, structure pixels, tiles) in
+    ``manifest.json``, like pack.
     ``windows``: name -> (top, left, side), the square of that image that is labelled."""
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
-    pixels = 0
+    pixels = structure = 0
     for name in chosen:
         img = read_image(folder / "images" / name)
         msk = read_mask(folder / "masks" / name, positive)
@@ -63,6 +64,7 @@ def pack(
                 msk[top : top + side, left : left + side],
             )
         pixels += img.size
+        structure += int(np.count_nonzero(msk))
         xs += tiles(img, tile, stride)
         ys += tiles(msk, tile, stride)
     out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,12 @@ def pack(
     np.save(out / f"{split}_masks.npy", np.stack(ys))
     path = out / "manifest.json"
     manifest = json.loads(path.read_text()) if path.is_file() else {"tile": tile, "splits": {}}
-    manifest["splits"][split] = {"sources": chosen, "source_pixels": pixels, "tiles": len(xs)}
+    manifest["splits"][split] = {
+        "sources": chosen,
+        "source_pixels": pixels,
+        "structure_pixels": structure,
+        "tiles": len(xs),
+    }
     path.write_text(json.dumps(manifest, indent=2))
     return len(xs)
 

@@ -33,7 +33,7 @@ import numpy as np
 from benchmarks import fewshot, folders
 from benchmarks.common import ROOT, SHARED, machine
 from benchmarks.fewshot_specs import Config
-from gbmseg.data.io import read_image, read_mask
+from gbmseg.data.io import read_image
 from gbmseg.engine import checkpoint
 from gbmseg.engine.seed import seed_everything
 from gbmseg.transfer import freezing
@@ -75,17 +75,6 @@ def pack_arm(target: str, names: list[str], win: dict | None, tile: int, work: P
     return out
 
 
-def structure_pixels(target: str, names: list[str], win: dict | None) -> int:
-    total = 0
-    for name in names:
-        m = read_mask(SHARED / target / "masks" / name, "black")
-        if win:
-            top, left, side = win[name]
-            m = m[top : top + side, left : left + side]
-        total += int(np.count_nonzero(m))
-    return total
-
-
 def cell(args, start: Path, arm: str, strategy: str, seed: int) -> dict:
     sp = fewshot.split(args.target)
     n, share = ARMS[arm]
@@ -112,7 +101,7 @@ def cell(args, start: Path, arm: str, strategy: str, seed: int) -> dict:
         "windows": win,
         "images": n,
         "megapixels": round(manifest["source_pixels"] / 1e6, 4),
-        "structure_megapixels": round(structure_pixels(args.target, names, win) / 1e6, 4),
+        "structure_megapixels": round(manifest["structure_pixels"] / 1e6, 4),
         "tiles": manifest["tiles"],
         **folders.mean(rows),
         "train_seconds": seconds,

@@ -19,7 +19,7 @@ UNITS = ("images", "megapixels", "structure_megapixels", "tiles")
 def _ms(values: list[float]) -> str:
     a = np.asarray(values, float)
     sd = a.std(ddof=1) if len(a) > 1 else 0.0
-    return f"{a.mean():+.3f} +- {sd:.3f}" if a.mean() < 0 else f"{a.mean():.3f} +- {sd:.3f}"
+    return f"{a.mean():.3f} +- {sd:.3f}"
 
 
 def gaps(cells: list[dict]) -> dict[str, dict[int, float]]:

@@ -57,6 +57,8 @@ def tiny(tmp: Path, *overrides: str) -> Params:
         f"finetune.metrics={tmp}/metrics/finetune.json",
         f"finetune.history={tmp}/reports/finetune.csv",
         f"finetune.pretrained={tmp}/models/train/source",
+        f"selfsup.metrics={tmp}/metrics/selfsup",
+        f"selfsup.history={tmp}/reports/selfsup",
         f"evaluate.model={tmp}/models/finetune",
         f"evaluate.baseline={tmp}/models/train/target",
         f"evaluate.out={tmp}/reports/evaluate",
@@ -119,7 +121,7 @@ PATH_KEYS = [
     "validate.out", "augment.out", "pack.out", "pack.splits", "train.out", "train.metrics",
     "train.history", "train.checkpoints", "resolve.out", "finetune.pretrained", "finetune.out",
     "finetune.metrics", "finetune.history", "evaluate.model", "evaluate.baseline",
-    "evaluate.out", "evaluate.metrics",
+    "evaluate.out", "evaluate.metrics", "selfsup.metrics", "selfsup.history",
 ]  # fmt: skip
 
 
