@@ -38,12 +38,14 @@ def row(name: str, pred: dict, label: dict) -> dict:
 
 
 def summary(table: pd.DataFrame) -> dict[str, float]:
-    """Mean absolute relative difference and Bland-Altman bias / limits, per figure."""
+    """Mean absolute relative difference (every image) and Bland-Altman bias / limits in nm
+    (the images with a pixel size, when the table says which), per figure."""
     out = {}
+    calibrated = table["pixel_size_nm"].notna() if "pixel_size_nm" in table else True
     for key in FIGURES:
         short = key.removesuffix("_nm")
         rel = table[f"{key}_rel_diff"].dropna()
-        diff = (table[f"{key}_pred"] - table[f"{key}_label"]).dropna()
+        diff = (table[f"{key}_pred"] - table[f"{key}_label"])[calibrated].dropna()
         out[f"{short}_mean_abs_rel_diff"] = round(float(rel.abs().mean()), 4) if len(rel) else None
         out[f"{short}_bias_nm"] = round(float(diff.mean()), 2) if len(diff) else None
         sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0

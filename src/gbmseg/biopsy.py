@@ -1,9 +1,9 @@
-"""Per-biopsy thickness: images grouped by biopsy, their measurements pooled, and one page a
-pathologist can read (a table, a plot, the method in words, an optional reference range)."""
+"""Per-biopsy thickness: images grouped by biopsy (by name or a table, with the patient's sex
+when given), their measurements pooled, the figures, adequacy and reference flags
+(``gbmseg.clinical``), and the box plot; the page itself is ``gbmseg.report``."""
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,26 +11,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gbmseg import thickness
+from gbmseg import clinical, thickness
+from gbmseg.config import MeasureParams
 from gbmseg.data import plots
 from gbmseg.data.io import DataError
+from gbmseg.data.scale import PixelSize
 
 
 @dataclass
 class Samples:
-    """Pooled measurements of one biopsy (nm)."""
+    """Pooled measurements of one biopsy (nm), with each image's pixel size."""
 
     images: list[str] = field(default_factory=list)
     medial: list[np.ndarray] = field(default_factory=list)  # oblique points left out
     intercepts: list[np.ndarray] = field(default_factory=list)  # oblique left out
     all_intercepts: list[np.ndarray] = field(default_factory=list)  # for the correction
+    loops: list[clinical.Loops] = field(default_factory=list)
+    pixel_sizes: list[PixelSize] = field(default_factory=list)
     length_um: float = 0.0
 
-    def add(self, image: str, prof: thickness.Profile, nm: float) -> None:
+    def add(self, image: str, prof: thickness.Profile, lp: clinical.Loops, size: PixelSize):
+        nm = size.nm
         self.images.append(image)
         self.medial.append(prof.medial[~prof.medial_oblique] * nm)
         self.intercepts.append(prof.intercepts[~prof.intercept_oblique] * nm)
         self.all_intercepts.append(prof.intercepts * nm)
+        self.loops.append(lp)
+        self.pixel_sizes.append(size)
         self.length_um += prof.length_px * nm / 1e3
 
 
@@ -58,71 +65,101 @@ def biopsy_of(names: list[str], pattern: str, csv: str | Path = "") -> dict[str,
     return out
 
 
+SEXES = ("male", "female", "unknown")
+
+
+def sexes_of(csv: str | Path = "") -> dict[str, str]:
+    """biopsy -> sex from the biopsy table's optional ``sex`` column (male/female/unknown)."""
+    if not csv:
+        return {}
+    table = pd.read_csv(Path(csv), dtype=str)
+    if "sex" not in table.columns:
+        return {}
+    out: dict[str, str] = {}
+    for biopsy, sex in zip(table["biopsy"], table["sex"].fillna("unknown"), strict=True):
+        sex = sex.strip().lower()
+        if sex not in SEXES:
+            raise DataError(f"{csv}: sex {sex!r} for biopsy {biopsy}; use male, female or unknown")
+        if out.setdefault(biopsy, sex) != sex:
+            raise DataError(f"{csv}: biopsy {biopsy} is given two sexes; give it one")
+    return out
+
+
+def image_figures(lp: clinical.Loops, p: MeasureParams) -> dict:
+    """The clinical figures of one image (Haas on its own loops, thinnest, thin fraction)."""
+    haas, n_loops, _ = clinical.haas(lp, p.haas_loops, p.haas_points, p.seed)
+    return {
+        "loops": n_loops,
+        "haas_mean_nm": round(haas, 2) if np.isfinite(haas) else np.nan,
+        "thinnest_10pct_nm": round(clinical.thinnest(lp), 2),
+        "thin_fraction": round(clinical.thin_fraction(lp, p.thin_below_nm), 4),
+    }
+
+
 def stem(name: str) -> str:
     return name.split(".")[0]
 
 
-def table(groups: dict[str, Samples], reference: list[float]) -> pd.DataFrame:
+def figures(s: Samples, p: MeasureParams) -> dict:
+    """The per-biopsy figures (nm) and what they rest on."""
+    med = np.concatenate(s.medial) if s.medial else np.zeros(0)
+    inter = np.concatenate(s.intercepts) if s.intercepts else np.zeros(0)
+    every = np.concatenate(s.all_intercepts) if s.all_intercepts else np.zeros(0)
+    lp = clinical.concat(s.loops, s.images)
+    haas, n_loops, _ = clinical.haas(lp, p.haas_loops, p.haas_points, p.seed)
+
+    def r(v: float) -> float:
+        return round(float(v), 1) if np.isfinite(v) else np.nan
+
+    sizes = sorted({(round(z.nm, 4), z.source) for z in s.pixel_sizes})
+    return {
+        "images": len(s.images),
+        "length_um": round(s.length_um, 2),
+        "intercepts": len(every),
+        "loops": n_loops,
+        "haas_mean_nm": r(haas),
+        "harmonic_mean_nm": r(thickness.harmonic(inter)),
+        "harmonic_corrected_nm": r(thickness.STEREOLOGY * thickness.harmonic(every)),
+        "median_nm": r(np.median(med)) if len(med) else np.nan,
+        "iqr_nm": r(np.subtract(*np.percentile(med, [75, 25]))) if len(med) else np.nan,
+        "thinnest_10pct_nm": r(clinical.thinnest(lp)),
+        "thin_fraction": round(clinical.thin_fraction(lp, p.thin_below_nm), 4),
+        "pixel_size_nm": "; ".join(f"{nm:g}" for nm, _ in sizes),
+        "pixel_size_source": "; ".join(src for _, src in sizes),
+    }
+
+
+def table(groups: dict[str, Samples], p: MeasureParams, sexes: dict[str, str]) -> pd.DataFrame:
+    """One row per biopsy: the figures, adequacy and the reference flags for its sex."""
     rows = []
     for name, s in sorted(groups.items()):
-        med = np.concatenate(s.medial) if s.medial else np.zeros(0)
-        inter = np.concatenate(s.intercepts) if s.intercepts else np.zeros(0)
-        every = np.concatenate(s.all_intercepts) if s.all_intercepts else np.zeros(0)
-        hm = thickness.harmonic(inter)
-        row = {
-            "biopsy": name,
-            "images": len(s.images),
-            "length_um": round(s.length_um, 2),
-            "intercepts": len(every),
-            "harmonic_mean_nm": round(hm, 1),
-            "harmonic_corrected_nm": round(thickness.STEREOLOGY * thickness.harmonic(every), 1),
-            "median_nm": round(float(np.median(med)), 1) if len(med) else np.nan,
-            "iqr_nm": round(float(np.subtract(*np.percentile(med, [75, 25]))), 1)
-            if len(med)
-            else np.nan,
-        }
-        if reference:
-            lo, hi = reference
-            val = row["harmonic_mean_nm"]
-            row["flag"] = "thin" if val < lo else "thick" if val > hi else "within range"
+        row = {"biopsy": name, **figures(s, p)}
+        row["adequacy"] = clinical.adequacy(row, p.adequacy.model_dump())
+        row["sex"] = sexes.get(name, p.reference.sex)
+        row["flags"] = clinical.reference_flags(row, p.reference.model_dump(), row["sex"])
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def plot(groups: dict[str, Samples], reference: list[float]) -> bytes:
-    """Distribution of the local thickness per biopsy (box plot), reference range shaded."""
+def ranges_of(p: MeasureParams, sex: str) -> list[tuple[str, float, float]]:
+    """(method, low, high) for the reference ranges that apply to ``sex``."""
+    out = []
+    for method in clinical.METHODS:
+        by_sex = {k: v for k, v in getattr(p.reference, method).items() if v}
+        chosen = [by_sex[sex]] if sex in by_sex else list(by_sex.values())
+        if chosen:
+            out.append((method, min(c[0] for c in chosen), max(c[1] for c in chosen)))
+    return out
+
+
+def plot(groups: dict[str, Samples], ranges: list[tuple[str, float, float]]) -> bytes:
+    """Distribution of the local thickness per biopsy (box plot), the Haas range shaded."""
     names = sorted(groups)
     data = [np.concatenate(groups[n].medial) if groups[n].medial else [] for n in names]
     fig, ax = plots.figure(6, 0.9 + 0.45 * max(1, len(names)))
     ax.boxplot(data, vert=False, tick_labels=names, showfliers=False)
-    if reference:
-        ax.axvspan(*reference, color="tab:green", alpha=0.12, label="reference range")
+    for method, lo, hi in ranges[:1]:
+        ax.axvspan(lo, hi, color="tab:green", alpha=0.12, label=f"reference range ({method})")
         ax.legend(fontsize=7, loc="lower right")
     ax.set_xlabel("local GBM thickness along the membrane (nm)")
     return plots.png(fig)
-
-
-METHOD = (
-    "Thickness is measured on the segmented membrane in two ways. <b>Orthogonal intercepts</b>: "
-    "where the lines of a square grid ({grid} nm) cross the membrane edge, the distance across "
-    "the membrane perpendicular to it; the <b>harmonic mean</b> of these intercepts is the "
-    "figure of the clinical method, and the <b>corrected</b> harmonic mean (x 8/3&pi;) allows "
-    "for sections cut at random angles. <b>Median</b> and <b>IQR</b>: the local thickness along "
-    "the membrane's mid-line. Stretches much wider than their surroundings (over {ratio}x, "
-    "oblique cuts) are left out of the direct figures; the corrected figure uses every "
-    "intercept, because the correction already accounts for them."
-)
-
-
-def page(df: pd.DataFrame, png_name: str, grid_nm: float, ratio: float, ref: list[float]) -> str:
-    ref_text = f"Reference range: {ref[0]:g}-{ref[1]:g} nm." if ref else "No reference range set."
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>GBM thickness per biopsy"
-        "</title><style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.3em .6em;"
-        "text-align:right}th{background:#eee}</style></head><body>"
-        "<h1>Glomerular basement membrane thickness per biopsy</h1>"
-        + df.to_html(index=False, na_rep="-", escape=True)
-        + f"<p>{html.escape(ref_text)}</p><img src='{png_name}' alt='thickness per biopsy'>"
-        + f"<h2>Method</h2><p>{METHOD.format(grid=grid_nm, ratio=ratio)}</p></body></html>\n"
-    )

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from gbmseg.data import resample
 from gbmseg.data.io import starts
 from gbmseg.engine.amp import Precision
 
@@ -88,3 +89,28 @@ def predict_proba(model: torch.nn.Module, image: np.ndarray, prec: Precision, *t
     """Probability map (H, W) float32 for a 2-D image (uint8, or floats in [0, 1]); tiling
     arguments as :func:`iter_bands` (tile, overlap, batch, tta)."""
     return np.concatenate(list(iter_bands(model, image, prec, *tiling, **kw)))
+
+
+def model_pixel_size(model) -> float | None:
+    """The pixel size a model was trained at (None: unknown)."""
+    fn = getattr(model, "pixel_size_nm", None)
+    return fn() if callable(fn) else None
+
+
+def predict_at_scale(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    prec: Precision,
+    image_nm: float | None,
+    *tiling,
+    **kw,
+) -> np.ndarray:
+    """:func:`predict_proba` on the image brought to the model's pixel size, the
+    probabilities brought back to the image's grid (see ``gbmseg.data.resample``); as it
+    comes when either pixel size is unknown or they agree."""
+    model_nm = model_pixel_size(model)
+    if not resample.needed(image_nm, model_nm):
+        return predict_proba(model, image, prec, *tiling, **kw)
+    small = resample.image(image, resample.shape_at(image.shape, image_nm, model_nm))
+    prob = predict_proba(model, small, prec, *tiling, **kw)
+    return resample.probabilities(prob, image.shape)

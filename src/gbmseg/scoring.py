@@ -12,10 +12,10 @@ from tqdm import tqdm
 from gbmseg import agreement
 from gbmseg import metrics as M
 from gbmseg.config import EvaluateParams, MeasureParams
-from gbmseg.data.io import read_image, read_raw, write_png
+from gbmseg.data.io import read, read_raw, to_uint8, write_png
 from gbmseg.data.preview import error_overlay
 from gbmseg.engine.amp import resolve
-from gbmseg.inference import predict_proba
+from gbmseg.inference import predict_at_scale
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
@@ -57,20 +57,25 @@ def score_images(
 ) -> list[dict]:
     """Per-image score rows of ``model`` on ``folder``'s images ``names`` (validated layout:
     images/ + masks/ with 1 = structure); TP/FP/FN overlays for the first ``max_overlays``;
-    with ``thickness``, the GBM thickness measured on prediction and label beside them."""
+    with ``thickness``, the GBM thickness measured on prediction and label beside them, in nm
+    at each image's own pixel size (in pixels, ``pixel_size_nm`` empty, where it has none).
+    With ``p.resample``, each image is segmented at the model's pixel size."""
     prec = resolve("auto", "auto")
     model.to(prec.device)
     rows = []
     for i, name in enumerate(tqdm(names, desc=desc, unit="img", disable=None)):
-        img = read_image(folder / "images" / name)
+        pic = read(folder / "images" / name)
+        img, size = to_uint8(pic.pixels), pic.pixel_size
         truth = read_raw(folder / "masks" / name).astype(bool)
-        prob = predict_proba(model, img, prec, p.tile, p.overlap, tta=p.tta)
+        image_nm = size.nm if size is not None and p.resample else None
+        prob = predict_at_scale(model, img, prec, image_nm, p.tile, p.overlap, tta=p.tta)
         pred = prob > p.threshold
         rows.append(
             {"image": name, **M.scores(truth, pred), "positive_fraction": float(truth.mean())}
         )
         if thickness is not None:
-            nm = thickness.pixel_size_nm
+            rows[-1] |= size.record() if size else {"pixel_size_nm": None}
+            nm = size.nm if size else 1.0
             on = (agreement.measure(m, thickness, nm) for m in (pred, truth))
             rows[-1] |= {k: v for k, v in agreement.row(name, *on).items() if k != "image"}
         if overlays is not None and i < p.max_overlays:

@@ -90,7 +90,16 @@ def validate(params: Params, name: str, logger: RunLog | None = None) -> dict:
     from gbmseg.steps import validate as step
 
     s, out = params.sets[name], params.paths(name).validated
-    return step.run(params.validate_, s.raw, out, s.positive, logger) | {"out": str(out)}
+    res = step.run(
+        params.validate_,
+        s.raw,
+        out,
+        s.positive,
+        logger,
+        pixel_size_nm=s.pixel_size_nm,
+        set_key=f"sets.{name}.pixel_size_nm",
+    )
+    return res | {"out": str(out)}
 
 
 def augment(params: Params, name: str, logger: RunLog | None = None) -> dict:

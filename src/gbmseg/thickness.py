@@ -50,7 +50,8 @@ class Profile:
     intercepts: np.ndarray  # orthogonal intercept lengths
     intercept_points: np.ndarray  # (M, 2) y, x where a grid line crosses the edge
     intercept_oblique: np.ndarray  # bool per intercept
-    length_px: float  # medial-axis length measured
+    length_px: float  # medial-axis length measured (arc length)
+    medial_step: np.ndarray  # each kept medial point's share of that length (px)
 
 
 def normals(mask: np.ndarray, points: np.ndarray, scale: float) -> np.ndarray:
@@ -95,10 +96,46 @@ def chords(mask: np.ndarray, points: np.ndarray, dirs: np.ndarray, reach: float)
     return total
 
 
+NEIGHBOURS = np.ones((3, 3), int)
+
+
+def prune_spurs(skel: np.ndarray, dist: np.ndarray, factor: float = 2.0) -> np.ndarray:
+    """The skeleton without its spurs: a branch from a free end to a junction shorter than
+    ``factor`` x the distance to the edge at that junction (the membrane's full width) is a
+    corner or a bump of the outline, not membrane (a rectangle's medial axis has one to each
+    corner); it would add length that is not there and count its widths twice."""
+    skel = skel.copy()
+    count = ndimage.convolve(skel.astype(int), NEIGHBOURS, mode="constant") - 1
+    h, w = skel.shape
+    for y, x in np.argwhere(skel & (count == 1)):
+        path, cur, prev = [(y, x)], (y, x), None
+        while True:
+            cy, cx = cur
+            nxt = [
+                (cy + dy, cx + dx)
+                for dy in (-1, 0, 1)
+                for dx in (-1, 0, 1)
+                if (dy or dx) and 0 <= cy + dy < h and 0 <= cx + dx < w
+                and skel[cy + dy, cx + dx] and (cy + dy, cx + dx) != prev
+                and (cy + dy, cx + dx) not in path
+            ]  # fmt: skip
+            if len(nxt) != 1 or count[nxt[0]] >= 3:
+                break
+            prev, cur = cur, nxt[0]
+            path.append(cur)
+        junction = nxt[0] if len(nxt) == 1 else None
+        if junction is not None and len(path) < factor * dist[junction]:
+            for q in path:
+                skel[q] = False
+    return skel
+
+
 def medial_points(mask: np.ndarray, min_length_px: int, trim_px: int) -> tuple[np.ndarray, float]:
-    """Medial-axis points (y, x) of pieces at least ``min_length_px`` long, away from the
-    border (where the membrane is cut by the image edge); and the axis length kept."""
+    """Medial-axis points (y, x) of pieces at least ``min_length_px`` long, spurs pruned,
+    away from the border (where the membrane is cut by the image edge); and the axis length
+    kept."""
     skel, dist = medial_axis(mask.astype(bool), return_distance=True)
+    skel = prune_spurs(skel, dist)
     labels, n = ndimage.label(skel, structure=np.ones((3, 3)))
     if n:
         sizes = ndimage.sum(skel, labels, index=np.arange(1, n + 1))
@@ -155,13 +192,17 @@ def profile(
 ) -> Profile:
     """Both methods on one mask (1 = membrane)."""
     mask = np.asarray(mask).astype(bool)
-    pts, length = medial_points(mask, min_length_px, trim_px)
+    pts, _ = medial_points(mask, min_length_px, trim_px)
     dist = ndimage.distance_transform_edt(mask)
     scale = max(2.0, 2 * float(np.median(dist[mask]))) if mask.any() else 2.0
     reach = 8 * scale + 10
-    medial = chords(mask, pts, normals(mask, pts, scale), reach)
+    dirs = normals(mask, pts, scale)
+    medial = chords(mask, pts, dirs, reach)
     ok = np.isfinite(medial)
     pts, medial = pts[ok], medial[ok]
+    # a thin digital line has one point per column (or row) it advances: each point stands
+    # for 1 / cos of the line's angle to that axis
+    step = 1.0 / np.maximum(np.abs(dirs[ok]).max(axis=1), 1e-6) if len(pts) else np.zeros(0)
     cross = grid_crossings(measured(mask, pts), grid_spacing_px)
     inter = chords(mask, cross, normals(mask, cross, scale), reach)
     ok = np.isfinite(inter) & (inter > 2 * STEP)
@@ -178,7 +219,7 @@ def profile(
     cross, inter, local = cross[~thin], inter[~thin], local[~thin]
     with np.errstate(invalid="ignore"):
         inter_flags = inter > oblique_ratio * local
-    return Profile(medial, pts, flags, inter, cross, inter_flags, length)
+    return Profile(medial, pts, flags, inter, cross, inter_flags, float(step.sum()), step)
 
 
 def harmonic(values: np.ndarray) -> float:

@@ -40,7 +40,7 @@ def _predict(args, params: Params) -> dict:
         "images": len(res),
         "out": p.out,
         "files": res,
-        "next": f"gbmseg measure {p.out} --pixel-size NM",
+        "next": f"gbmseg measure {p.out}",
     }
 
 
@@ -51,11 +51,12 @@ def _measure_args(sp: argparse.ArgumentParser) -> None:
         metavar="MASK_OR_DIR",
         help="masks (e.g. predict's *.mask.tif) or folders, in the target set's polarity",
     )
-    sp.add_argument(
+    param(
+        sp,
         "--pixel-size",
-        type=float,
+        "measure.pixel_size_nm",
+        "nm per pixel for every mask (default: each file's own calibration)",
         metavar="NM",
-        help="nm per pixel (default: from TIFF tags, else measure.pixel_size_nm)",
     )
     param(sp, "--out", "measure.out", "output folder", metavar="DIR")
     param(sp, "--biopsies", "measure.biopsies", "CSV with columns image,biopsy", metavar="CSV")
@@ -76,9 +77,7 @@ def _measure(args, params: Params) -> dict:
     from gbmseg.steps import measure
 
     out = params.measure.out
-    table = measure.run(
-        params.measure, args.masks, out, params.target_positive, args.pixel_size, args.compare
-    )
+    table = measure.run(params.measure, args.masks, out, params.target_positive, args.compare)
     page = f"{out}/biopsy_report.html"
     return {
         "masks": len(table),

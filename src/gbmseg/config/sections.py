@@ -21,6 +21,9 @@ class LabelledSet(Section):
     positive: Colour | dict[str, Colour] = Field(
         description="structure colour in the masks; per sub-folder for a folder of sets"
     )
+    pixel_size_nm: float | None = Field(
+        default=None, gt=0, description="nm per pixel of every image (null: each file's own)"
+    )
 
 
 class TrackingParams(Section):
@@ -46,6 +49,9 @@ class ValidateParams(Section):
     min_images: int = Field(ge=1)
     positive_fraction: Range
     labels: list[str]
+    require_pixel_size: bool = Field(
+        description="every image must carry a calibration (or the set its pixel_size_nm)"
+    )
 
 
 class Transform(Section):
@@ -104,6 +110,9 @@ class PackParams(Section):
     stride: int = Field(ge=1)
     val_fraction: float = Field(ge=0, lt=1)
     test_fraction: float = Field(ge=0, lt=1)
+    scale_nm: float | None = Field(
+        gt=0, description="resample every image to this pixel size (null: as they come)"
+    )
 
     @model_validator(mode="after")
     def _fractions(self) -> PackParams:
@@ -212,6 +221,7 @@ class EvaluateParams(Section):
     metrics: str
     threshold: float = Field(gt=0, lt=1)
     tta: bool = Field(description="flip test-time augmentation (4x compute)")
+    resample: bool = Field(description="bring each image to the model's pixel size and back")
     tile: int = Field(ge=16)
     overlap: float = Field(ge=0, lt=1)
     max_overlays: int = Field(ge=0)
@@ -226,28 +236,59 @@ class PredictParams(Section):
     tta: bool
     probabilities: bool
     labelme: bool = Field(description="also write NAME.json labelme polygons")
+    resample: bool = Field(description="bring each image to the model's pixel size and back")
     device: Literal["auto", "cpu", "cuda"]
     amp: Literal["auto", "fp32", "bf16", "fp16"]
 
 
+Sex = Literal["male", "female", "unknown"]
+SexRanges = dict[Literal["male", "female"], list[float]]
+
+
+class Adequacy(Section):
+    intercepts: int = Field(ge=0, description="orthogonal intercepts a biopsy figure needs")
+    loops: int = Field(ge=0, description="capillary loops the Haas figure needs")
+    images: int = Field(ge=0, description="images a biopsy figure needs")
+
+
+class Reference(Section):
+    sex: Sex = Field(description="whose normal range applies (a biopsy table's sex column wins)")
+    haas: SexRanges = Field(description="[low, high] nm per sex for the Haas mean; {} = none")
+    harmonic: SexRanges = Field(description="the same for the harmonic mean")
+    corrected: SexRanges = Field(description="the same for the 8/3pi-corrected harmonic mean")
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Reference:
+        for method in ("haas", "harmonic", "corrected"):
+            for sex, r in getattr(self, method).items():
+                if r and (len(r) != 2 or r[0] >= r[1]):
+                    raise ValueError(f"reference.{method}.{sex} takes [low, high] or []")
+        return self
+
+
 class MeasureParams(Section):
     out: str
-    pixel_size_nm: float = Field(gt=0, description="used when the image carries none")
+    pixel_size_nm: float | None = Field(
+        gt=0, description="nm per pixel for every mask (null: each file's own calibration)"
+    )
     min_length_px: int = Field(ge=1, description="skeleton pieces shorter than this are ignored")
     trim_px: int = Field(ge=0, description="skeleton pixels dropped at each end (end effects)")
     grid_spacing_nm: float = Field(gt=0, description="orthogonal-intercept grid spacing")
     oblique_ratio: float = Field(gt=1, description="wider than this x its surroundings: oblique")
     oblique_window_nm: float = Field(gt=0, description="radius of those surroundings")
+    haas_loops: int = Field(ge=1, description="capillary loops drawn at random (Haas method)")
+    haas_points: int = Field(ge=1, description="points drawn at random on each loop")
+    thin_below_nm: float = Field(gt=0, description="membrane thinner than this counts as thin")
+    seed: int
+    adequacy: Adequacy
+    reference: Reference
     biopsy_pattern: str = Field(description="regex with a (?P<biopsy>...) group on the name")
-    biopsies: str = Field(description="CSV image,biopsy (overrides the pattern); '' = none")
-    reference_nm: list[float] = Field(description="[low, high] flags thin/thick; [] = none")
+    biopsies: str = Field(description="CSV image,biopsy[,sex] (overrides the pattern); '' = none")
 
     @model_validator(mode="after")
-    def _reference(self) -> MeasureParams:
+    def _pattern(self) -> MeasureParams:
         import re
 
-        if self.reference_nm and len(self.reference_nm) != 2:
-            raise ValueError("reference_nm takes [low, high] or []")
         if "(?P<biopsy>" not in self.biopsy_pattern:
             raise ValueError("biopsy_pattern needs a named group (?P<biopsy>...)")
         re.compile(self.biopsy_pattern)

@@ -1,20 +1,26 @@
-"""Image and mask I/O: PNG/TIFF, 8/16-bit, mask polarity, atomic PNG writes."""
+"""Image and mask I/O: PNG, TIFF (ImageJ, OME), DM3/DM4; 8/16-bit/float; the pixel size each
+file carries (``gbmseg.data.scale``); mask polarity; atomic PNG writes that keep the pixel size."""
 
 from __future__ import annotations
 
 import io
 import logging
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
+from gbmseg.data import scale
 from gbmseg.data.atomic import write_bytes
+from gbmseg.data.scale import PixelSize
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")  # JPEG only to reject it clearly
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".dm3", ".dm4", ".jpg", ".jpeg")
+DM_SUFFIXES = (".dm3", ".dm4")
 MAX_PIXELS = 1 << 28  # 16384 x 16384: a bigger image is refused before it is decoded
 
 
@@ -63,24 +69,72 @@ def check_size(path: Path, shape: tuple[int, ...]) -> None:
         )
 
 
-def read_raw(path: str | Path) -> np.ndarray:
-    """Decode a PNG/TIFF into a 2-D array of its native dtype; DataError names the file.
-    The size in the header is checked before any pixel is decoded."""
-    path = Path(path)
+@dataclass(frozen=True)
+class Picture:
+    """A decoded image and its pixel size (None: the file carries no calibration)."""
+
+    pixels: np.ndarray
+    pixel_size: PixelSize | None
+
+
+def _read_tiff(path: Path) -> Picture:
+    with tifffile.TiffFile(path) as tif:
+        check_size(path, tif.series[0].shape)
+        return Picture(tif.asarray(), scale.from_tiff(tif, path))
+
+
+def _read_dm(path: Path, decode: bool = True) -> Picture:
+    """Gatan DigitalMicrograph 3/4 through rosettasciio (HyperSpy's reader); the first 2-D
+    image of the file, with the calibration of its two axes."""
+    from rsciio.digitalmicrograph import file_reader
+
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            with tifffile.TiffFile(path) as tif:
-                check_size(path, tif.series[0].shape)
-                arr = tif.asarray()
+        found = file_reader(str(path), lazy=True)
+    except (OSError, ValueError, KeyError, IndexError, NotImplementedError, struct.error) as exc:
+        raise DataError(f"{path}: cannot read the DigitalMicrograph file ({exc})") from exc
+    images = [d for d in found if d["data"].ndim == 2]
+    if not images:
+        shapes = [tuple(d["data"].shape) for d in found]
+        raise DataError(f"{path}: no 2-D image in the file (found shapes {shapes})")
+    d = images[0]
+    check_size(path, tuple(d["data"].shape))
+    axes = {a.get("name"): a for a in d["axes"]}
+    size = None
+    if {"x", "y"} <= set(axes) and all(axes[a].get("units") for a in "xy"):
+        nm = [float(axes[a]["scale"]) * scale.unit_nm(axes[a]["units"], path) for a in "xy"]
+        size = scale.checked(
+            nm[0], nm[1], f"{path.suffix[1:].upper()} calibration of {path.name}", path
+        )
+    return Picture(np.asarray(d["data"]) if decode else np.zeros((0, 0), np.uint8), size)
+
+
+def _read_pillow(path: Path) -> Picture:
+    with Image.open(path) as im:
+        check_size(path, (im.height, im.width, len(im.getbands())))
+        im.load()
+        arr = np.asarray(im.convert("I;16") if im.mode.startswith("I;16") else im)
+        if im.mode == "P":
+            arr = np.asarray(im.convert("L"))
+        fmt = im.format
+    return Picture(arr, scale.from_png(path) if fmt == "PNG" else None)
+
+
+def read(path: str | Path) -> Picture:
+    """Decode a PNG/TIFF/DM3/DM4 into a 2-D array of its native dtype and its pixel size;
+    DataError names the file. The size in the header is checked before any pixel is decoded."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            pic = _read_tiff(path)
+        elif suffix in DM_SUFFIXES:
+            pic = _read_dm(path)
         else:
-            with Image.open(path) as im:
-                check_size(path, (im.height, im.width, len(im.getbands())))
-                im.load()
-                arr = np.asarray(im.convert("I;16") if im.mode.startswith("I;16") else im)
-                if im.mode == "P":
-                    arr = np.asarray(im.convert("L"))
+            pic = _read_pillow(path)
     except DataError:
         raise
+    except scale.CalibrationError as exc:
+        raise DataError(str(exc)) from exc
     except (
         OSError,
         UnidentifiedImageError,
@@ -90,7 +144,29 @@ def read_raw(path: str | Path) -> np.ndarray:
         Image.DecompressionBombError,
     ) as exc:
         raise DataError(f"{path}: cannot decode image ({exc}); re-export the file") from exc
-    return _to_gray(np.asarray(arr), path)
+    return Picture(_to_gray(np.asarray(pic.pixels), path), pic.pixel_size)
+
+
+def pixel_size_of(path: str | Path) -> PixelSize | None:
+    """The calibration a file carries, read from its header without decoding the pixels."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            with tifffile.TiffFile(path) as tif:
+                return scale.from_tiff(tif, path)
+        if suffix in DM_SUFFIXES:
+            return _read_dm(path, decode=False).pixel_size
+        return scale.from_png(path) if suffix == ".png" else None
+    except scale.CalibrationError as exc:
+        raise DataError(str(exc)) from exc
+    except (OSError, ValueError, IndexError, struct.error) as exc:
+        raise DataError(f"{path}: cannot read the file's header ({exc}); re-export it") from exc
+
+
+def read_raw(path: str | Path) -> np.ndarray:
+    """The pixels of ``read``, without the pixel size."""
+    return read(path).pixels
 
 
 def to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -137,14 +213,24 @@ def read_mask(path: str | Path, positive: str) -> np.ndarray:
     return mask_to_binary(read_raw(path), positive, path)
 
 
-def png_bytes(arr: np.ndarray) -> bytes:
+def png_bytes(arr: np.ndarray, pixel_size: PixelSize | None = None) -> bytes:
+    """PNG bytes; with ``pixel_size``, a pHYs chunk (pixels per metre) and its source."""
+    from PIL.PngImagePlugin import PngInfo
+
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6)
+    extra: dict = {}
+    if pixel_size is not None:
+        dpi, text = scale.png_metadata(pixel_size)
+        info = PngInfo()
+        for k, v in text.items():
+            info.add_text(k, v)
+        extra = {"dpi": dpi, "pnginfo": info}
+    Image.fromarray(arr).save(buf, format="PNG", optimize=False, compress_level=6, **extra)
     return buf.getvalue()
 
 
-def write_png(path: str | Path, arr: np.ndarray) -> Path:
-    return write_bytes(path, png_bytes(arr))
+def write_png(path: str | Path, arr: np.ndarray, pixel_size: PixelSize | None = None) -> Path:
+    return write_bytes(path, png_bytes(arr, pixel_size))
 
 
 def binary_to_mask(binary: np.ndarray, positive: str) -> np.ndarray:
@@ -156,7 +242,7 @@ def binary_to_mask(binary: np.ndarray, positive: str) -> np.ndarray:
 def collect_images(
     items: list[str | Path], what: str = "image", skip: tuple[str, ...] = ()
 ) -> list[Path]:
-    """Files named directly plus the PNG/TIFF files of named folders (names ending in ``skip``
+    """Files named directly plus the image files of named folders (names ending in ``skip``
     left out); DataError naming what is missing."""
     found: list[Path] = []
     for item in map(Path, items):
@@ -167,5 +253,5 @@ def collect_images(
         else:
             raise DataError(f"{item}: no such {what} or folder")
     if not found:
-        raise DataError(f"{', '.join(map(str, items))}: no {what} files (PNG/TIFF) found")
+        raise DataError(f"{', '.join(map(str, items))}: no {what} files (PNG/TIFF/DM3/DM4) found")
     return found

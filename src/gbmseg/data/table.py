@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gbmseg.data import labelme
-from gbmseg.data.io import DataError, list_images, mask_to_binary, read_raw, to_uint8
+from gbmseg.data import labelme, scale
+from gbmseg.data.io import DataError, list_images, mask_to_binary, read, read_raw, to_uint8
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class PairRow:
     pixels_sha256: str | None = None  # of the decoded pixels: the same image in any format
     mean: float = 0.0
     std: float = 0.0
+    pixel_size_nm: float | None = None  # None: neither the file nor the set carries one
+    pixel_size_source: str = ""
     error: str = ""
 
 
@@ -92,18 +94,30 @@ def load_structure(
 
 
 def describe(
-    name: str, image: Path | None, mask: Path | None, positive: str, labels: list[str]
+    name: str,
+    image: Path | None,
+    mask: Path | None,
+    positive: str,
+    labels: list[str],
+    *,
+    pixel_size_nm: float | None = None,
+    set_key: str = "sets.<set>.pixel_size_nm",
 ) -> PairRow:
-    """Decode one pair and fill a row; problems become fields, never exceptions."""
+    """Decode one pair and fill a row; problems become fields, never exceptions. The pixel
+    size is ``pixel_size_nm`` (the set's, named ``set_key``) when given, else the file's."""
     row = PairRow(name=name, image=str(image or ""), mask=str(mask or ""))
     row.has_image, row.has_mask = image is not None, mask is not None
     img = None
     if image is not None:
         try:
-            img = to_uint8(read_raw(image))
-        except DataError as exc:
+            pic = read(image)
+            img = to_uint8(pic.pixels)
+            size = scale.choose(pic.pixel_size, pixel_size_nm, set_key, image)
+        except (DataError, scale.CalibrationError) as exc:
             row.decodes, row.error = False, str(exc)
         else:
+            if size is not None:
+                row.pixel_size_nm, row.pixel_size_source = size.nm, size.source
             row.height, row.width = img.shape
             row.sha256 = hashlib.sha256(image.read_bytes()).hexdigest()
             row.pixels_sha256 = pixels_sha256(img)
@@ -173,13 +187,27 @@ def folders(raw: Path, positive: str | dict[str, str]) -> list[Folder]:
     return out
 
 
-def build_table(raw: Path, positive: str | dict[str, str], labels: list[str]) -> list[PairRow]:
+def build_table(
+    raw: Path,
+    positive: str | dict[str, str],
+    labels: list[str],
+    pixel_size_nm: float | None = None,
+    set_key: str = "sets.<set>.pixel_size_nm",
+) -> list[PairRow]:
     """One row per image/mask pair of every folder of the set."""
     rows: list[PairRow] = []
     for f in folders(raw, positive):
         images, masks = find_pairs(f.path)
         for n in sorted(set(images) | set(masks)):
-            row = describe(f.prefix + n, images.get(n), masks.get(n), f.positive, labels)
+            row = describe(
+                f.prefix + n,
+                images.get(n),
+                masks.get(n),
+                f.positive,
+                labels,
+                pixel_size_nm=pixel_size_nm,
+                set_key=set_key,
+            )
             row.folder = str(f.path.relative_to(raw)) if f.path != raw else ""
             row.positive, row.test_only = f.positive, f.test_only
             rows.append(row)

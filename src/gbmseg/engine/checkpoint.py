@@ -1,7 +1,8 @@
 """Atomic, pickle-free checkpoints (loaded with ``weights_only=True``): file I/O only.
 
 A ``model.pt`` holds ``format``, ``model`` (the state_dict) and ``model_config``.
-Format 2 keeps the training data's histogram inside the state_dict (a U-Net buffer);
+Format 3 also keeps the pixel size the model was trained at (a buffer, 0 = unknown);
+format 2 keeps the training data's histogram inside the state_dict (a U-Net buffer);
 format 1 (no ``format`` entry) kept it beside, as ``data_histogram``, and still loads.
 """
 
@@ -16,7 +17,7 @@ import torch
 from gbmseg.data.atomic import write_bytes
 from gbmseg.model.unet import UNet, build
 
-FORMAT = 2
+FORMAT = 3
 
 
 class CheckpointError(ValueError):
@@ -72,8 +73,11 @@ def upgrade(state: dict[str, Any], path: Path) -> dict[str, Any]:
                 if hist is None
                 else torch.as_tensor(hist, dtype=torch.float64)
             )
-        state = {**state, "format": FORMAT, "model": weights}
+        state = {**state, "format": 2, "model": weights}
         state.pop("data_histogram", None)
+    if int(state["format"]) < 3:  # format 3 records the pixel size trained at (0: unknown)
+        weights = {"data_pixel_size_nm": torch.zeros((), dtype=torch.float64), **state["model"]}
+        state = {**state, "format": FORMAT, "model": weights}
     return state
 
 

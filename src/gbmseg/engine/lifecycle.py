@@ -87,6 +87,23 @@ def seen_images(packed: Iterable[str | Path]) -> list[str]:
     return sorted(seen)
 
 
+def packed_pixel_size(packed: Iterable[str | Path]) -> float | None:
+    """The one pixel size of packed sets' tiles (None: unknown, or sets at different scales:
+    set pack.scale_nm to bring them to one)."""
+    found = set()
+    for folder in packed:
+        path = Path(folder) / "manifest.json"
+        found.add(json.loads(path.read_text()).get("pixel_size_nm") if path.is_file() else None)
+    if len(found) == 1:
+        return found.pop()
+    log.warning(
+        "the packed sets are at different or unknown scales %s: the model records none; "
+        "set pack.scale_nm to bring them to one",
+        sorted(map(str, found)),
+    )
+    return None
+
+
 def read_trained_on(model_dir: str | Path) -> list[str]:
     path = Path(model_dir) / TRAINED_ON
     return json.loads(path.read_text())["pixels_sha256"] if path.is_file() else []
@@ -175,6 +192,7 @@ def write_model_folder(
 ) -> None:
     """The published model folder, written atomically (see the module docstring)."""
     seen: dict = {"images": len(trained_on), "pixels_sha256": trained_on}
+    seen["pixel_size_nm"] = model.pixel_size_nm()
     if not labelled:
         seen["labelled"] = False
     with atomic_dir(out) as tmp:
@@ -231,6 +249,7 @@ def train_and_publish(
         return {"rank": d.rank, "best_val_dice": result.best_val_dice}
     model = model.cpu().to(memory_format=torch.contiguous_format)
     model.set_source_histogram(histogram(load_splits(packed, "train")[0]))
+    model.set_pixel_size_nm(packed_pixel_size(packed))
     metrics = publish(model, p, result, step, trained_on, extra, files)
     if result.budget_stop:
         log.warning(

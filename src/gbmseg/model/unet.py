@@ -90,6 +90,8 @@ class UNet(nn.Module):
         )
         self.head = nn.Conv2d(widths[0], cfg.out_channels, 1)
         self.register_buffer("data_histogram", torch.zeros(BINS, dtype=torch.float64))
+        # nm per pixel of the images it was trained on (0: unknown or mixed), saved with it
+        self.register_buffer("data_pixel_size_nm", torch.zeros((), dtype=torch.float64))
         self.frozen: list[str] = []
         self.lr_scales: dict[str, float] = {}  # parameter-name prefix -> lr factor
 
@@ -100,6 +102,14 @@ class UNet(nn.Module):
 
     def set_source_histogram(self, hist: np.ndarray) -> None:
         self.data_histogram.copy_(torch.as_tensor(hist, dtype=torch.float64))
+
+    def pixel_size_nm(self) -> float | None:
+        """The scale it was trained at (predict and evaluate resample inputs to it)."""
+        v = float(self.data_pixel_size_nm)
+        return v if v > 0 else None
+
+    def set_pixel_size_nm(self, nm: float | None) -> None:
+        self.data_pixel_size_nm.fill_(nm or 0.0)
 
     def reset_head(self) -> None:
         """A freshly initialised output convolution (after self-supervised pretraining, whose

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from gbmseg.config import AugmentParams, FinetuneParams, TrainParams
+from gbmseg.data.io import DataError
 from gbmseg.engine import lifecycle
 from gbmseg.engine.checkpoint import load_model
 from gbmseg.engine.data import load_split
@@ -67,6 +68,20 @@ def choose(
     }
 
 
+def check_scale(model_nm: float | None, target_nm: float | None, name: str, packed) -> None:
+    """A source and a target at different scales are brought to one before fine-tuning:
+    refuse a pretrained model whose pixel size differs from the target's tiles by over 5%."""
+    if model_nm and target_nm and abs(model_nm - target_nm) > 0.05 * target_nm:
+        raise DataError(
+            f"{name} was trained at {model_nm:g} nm/px, the target's tiles in {packed} are at "
+            f"{target_nm:g} nm/px: set pack.scale_nm (e.g. {model_nm:g}) so every set is packed "
+            "at one scale, then re-run pack and the stages after it"
+        )
+    if (model_nm is None) != (target_nm is None):
+        log.warning("finetune: the scale of %s is unknown; it cannot be checked against the "
+                    "target's", name if model_nm is None else packed)  # fmt: skip
+
+
 def run(
     p: FinetuneParams,
     tp: TrainParams,
@@ -81,6 +96,7 @@ def run(
     (= train + the finetune overrides); ``pretrained_name`` is how reports name it."""
     name = pretrained_name or str(pretrained)
     model = load_model(pretrained)
+    check_scale(model.pixel_size_nm(), lifecycle.packed_pixel_size([packed]), name, packed)
     labelled = lifecycle.learnt_from_labels(pretrained)
     if not labelled:  # a reconstruction head: segmentation starts from a fresh one
         seed_everything(tp.seed)

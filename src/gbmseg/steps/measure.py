@@ -1,11 +1,15 @@
 """measure: GBM thickness in nm, per image and per biopsy (see ``gbmseg.thickness``).
 
-Outputs: ``thickness.csv`` (per image: medial-axis median/mean/p10/p90, orthogonal-intercept
-harmonic mean, mean, median, the stereologically corrected harmonic mean, oblique fraction,
-length), ``samples.csv`` (every medial point and intercept), ``histogram.png`` (both
-methods), ``overlays/`` (mid-line coloured by thickness, oblique stretches red, intercepts
-white), ``biopsies.csv`` + ``biopsy_report.html`` + ``biopsies.png``; with ``compare``
-(label masks) also ``agreement.csv`` and ``bland_altman.png``.
+Every figure uses each mask's own pixel size (its file's calibration, which predict keeps, or
+``measure.pixel_size_nm`` when given); a mask with neither is refused before anything is
+written. Outputs: ``thickness.csv`` (per image: its pixel size and where it came from,
+medial-axis median/mean/p10/p90, orthogonal-intercept harmonic mean, mean, median, the
+stereologically corrected harmonic mean, the Haas mean and its loops, the thinnest 10%, the
+thin fraction, oblique fraction, length), ``samples.csv`` (every medial point and
+intercept), ``histogram.png``, ``overlays/`` (mid-line coloured by thickness, oblique
+stretches red, intercepts white), ``biopsies.csv`` + ``biopsies.png`` + ``biopsy_report.html``
+(self-contained: per biopsy and per image, adequacy, reference flags, overlays, method); with
+``compare`` (label masks) also ``agreement.csv`` and ``bland_altman.png``.
 """
 
 from __future__ import annotations
@@ -15,38 +19,38 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tifffile
 
-from gbmseg import agreement, biopsy, thickness
+from gbmseg import agreement, biopsy, clinical, report, thickness
 from gbmseg.config import MeasureParams
-from gbmseg.data import plots
+from gbmseg.data import plots, scale
 from gbmseg.data.atomic import atomic_dir, write_text
-from gbmseg.data.io import DataError, collect_images, mask_to_binary, read_raw, write_png
+from gbmseg.data.io import (
+    DataError,
+    collect_images,
+    mask_to_binary,
+    pixel_size_of,
+    read_raw,
+    write_png,
+)
 from gbmseg.data.preview import thumbnail
+from gbmseg.data.scale import PixelSize
 
 log = logging.getLogger(__name__)
-UNIT_NM = {"nm": 1.0, "nanometer": 1.0, "micron": 1e3, "um": 1e3, "\\u00b5m": 1e3, "µm": 1e3}
 
 
-def tiff_pixel_size_nm(path: Path) -> float | None:
-    """Pixel size from TIFF tags (ImageJ unit, or resolution in centimetres), if any."""
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        return None
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        xres = page.tags.get("XResolution")
-        if xres is None:
-            return None
-        num, den = xres.value
-        per_unit = num / den if den else 0
-        if per_unit <= 0:
-            return None
-        unit = (tif.imagej_metadata or {}).get("unit")
-        if unit in UNIT_NM:
-            return UNIT_NM[unit] / per_unit
-        if page.tags.get("ResolutionUnit") and page.tags["ResolutionUnit"].value == 3:  # cm
-            return 1e7 / per_unit
-    return None
+def pixel_sizes(files: list[Path], nm: float | None) -> dict[Path, PixelSize]:
+    """Each mask's pixel size (``nm``, given, wins over the file's); DataError naming the
+    files without one, before anything is measured or written."""
+    found = {f: scale.choose(pixel_size_of(f), nm, "measure.pixel_size_nm", f) for f in files}
+    missing = [f for f, s in found.items() if s is None]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DataError(
+            f"{missing[0]}{more}: no pixel size in the file, and none given; give it with "
+            "`--pixel-size NM` (measure.pixel_size_nm), or measure masks that carry it "
+            "(gbmseg predict keeps the input image's calibration)"
+        )
+    return found
 
 
 def colour_overlay(structure: np.ndarray, prof: thickness.Profile) -> np.ndarray:
@@ -108,7 +112,7 @@ def pair_labels(files: list[Path], labels: list[str | Path]) -> dict[Path, Path]
 
 
 def measure_file(path: Path, p: MeasureParams, positive: str, nm: float):
-    """(structure, profile, per-image figures in nm) of one mask."""
+    """(structure, profile, loops, per-image figures in nm) of one mask."""
     structure = load_mask(path, positive)
     prof = thickness.profile(
         structure,
@@ -118,7 +122,8 @@ def measure_file(path: Path, p: MeasureParams, positive: str, nm: float):
         p.oblique_ratio,
         p.oblique_window_nm / nm,
     )
-    return structure, prof, thickness.summary(prof, nm)
+    lp = clinical.loops(structure, prof, nm)
+    return structure, prof, lp, thickness.summary(prof, nm) | biopsy.image_figures(lp, p)
 
 
 def sample_rows(name: str, prof: thickness.Profile, nm: float) -> list[tuple]:
@@ -140,13 +145,12 @@ def write_reports(tmp: Path, p: MeasureParams, table, points, groups, agree) -> 
     cols = ["image", "method", "y", "x", "width_nm", "oblique"]
     write_text(tmp / "samples.csv", pd.DataFrame(points, columns=cols).to_csv(index=False))
     (tmp / "histogram.png").write_bytes(histogram_png(groups))
-    per_biopsy = biopsy.table(groups, p.reference_nm)
+    per_biopsy = biopsy.table(groups, p, biopsy.sexes_of(p.biopsies))
     write_text(tmp / "biopsies.csv", per_biopsy.to_csv(index=False))
-    (tmp / "biopsies.png").write_bytes(biopsy.plot(groups, p.reference_nm))
-    page = biopsy.page(
-        per_biopsy, "biopsies.png", p.grid_spacing_nm, p.oblique_ratio, p.reference_nm
-    )
-    write_text(tmp / "biopsy_report.html", page)
+    plot = biopsy.plot(groups, biopsy.ranges_of(p, p.reference.sex))
+    (tmp / "biopsies.png").write_bytes(plot)
+    overlays = {q.name: q.read_bytes() for q in sorted((tmp / "overlays").glob("*.png"))}
+    write_text(tmp / "biopsy_report.html", report.page(per_biopsy, table, plot, overlays, p))
     if agree:
         agree_table = pd.DataFrame(agree)
         write_text(tmp / "agreement.csv", agree_table.to_csv(index=False))
@@ -158,21 +162,21 @@ def run(
     masks: list[str | Path],
     out: str | Path,
     positive: str,
-    pixel_size_nm: float | None = None,
     compare: list[str | Path] | None = None,
 ) -> pd.DataFrame:
     """Measure every mask; with ``compare`` (label masks) also the agreement with them."""
     files = collect_images(masks, "mask", skip=(".prob.tif",))
+    sizes = pixel_sizes(files, p.pixel_size_nm)
     labels = pair_labels(files, compare) if compare else {}
     biopsy_of = biopsy.biopsy_of([f.name for f in files], p.biopsy_pattern, p.biopsies)
     rows, points, agree = [], [], []
     groups: dict[str, biopsy.Samples] = {}
     with atomic_dir(out) as tmp:
         for f in files:
-            nm = pixel_size_nm or tiff_pixel_size_nm(f) or p.pixel_size_nm
-            structure, prof, stats = measure_file(f, p, positive, nm)
-            rows.append({"image": f.name, "biopsy": biopsy_of[f.name], "pixel_size_nm": nm} | stats)
-            groups.setdefault(biopsy_of[f.name], biopsy.Samples()).add(f.name, prof, nm)
+            nm = sizes[f].nm
+            structure, prof, lp, stats = measure_file(f, p, positive, nm)
+            rows.append({"image": f.name, "biopsy": biopsy_of[f.name]} | sizes[f].record() | stats)
+            groups.setdefault(biopsy_of[f.name], biopsy.Samples()).add(f.name, prof, lp, sizes[f])
             points += sample_rows(f.name, prof, nm)
             overlay = thumbnail(colour_overlay(structure, prof), 1024)
             write_png(tmp / "overlays" / f"{biopsy.stem(f.name)}.png", overlay)

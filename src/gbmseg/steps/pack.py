@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gbmseg.config import PackParams
-from gbmseg.data import splits
+from gbmseg.data import resample, splits
 from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_array, write_json
 from gbmseg.data.io import DataError, list_images, read_image, read_raw, starts
 from gbmseg.runlog import RunLog
@@ -30,22 +30,52 @@ def tiles(arr: np.ndarray, tile: int, stride: int) -> list[np.ndarray]:
     ]
 
 
+Item = tuple[Path, str, float | None]  # folder, image name, its pixel size (nm)
+
+
+def at_scale(img: np.ndarray, msk: np.ndarray, nm: float | None, p: PackParams, where: Path):
+    """The image and mask resampled to ``p.scale_nm`` (unchanged when it is null)."""
+    if p.scale_nm is None:
+        return img, msk
+    if nm is None:
+        raise DataError(
+            f"{where}: no pixel size, so it cannot be brought to pack.scale_nm = {p.scale_nm:g}; "
+            "give the set's pixel_size_nm, use calibrated files, or set pack.scale_nm: null"
+        )
+    if not resample.needed(nm, p.scale_nm):
+        return img, msk
+    shape = resample.shape_at(img.shape, nm, p.scale_nm)
+    return resample.image(img, shape), resample.mask(msk, shape)
+
+
 def _collect(
-    folders: list[tuple[Path, list[str]]], p: PackParams
+    items: list[Item], p: PackParams, originals: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Tiles of every image and mask, and the pixel count of the first folder's images
-    (the labelled originals, augmented copies not counted)."""
+    """Tiles of every image and mask (at pack.scale_nm), and the pixel count of the first
+    ``originals`` images (the labelled originals, augmented copies not counted)."""
     imgs: list[np.ndarray] = []
     msks: list[np.ndarray] = []
     pixels = 0
-    for i, (folder, names) in enumerate(folders):
-        for name in names:
-            img, msk = read_image(folder / "images" / name), read_raw(folder / "masks" / name)
-            pixels += img.size if i == 0 else 0
-            imgs += tiles(img, p.tile, p.stride)
-            msks += tiles(msk.astype(np.uint8), p.tile, p.stride)
+    for i, (folder, name, nm) in enumerate(items):
+        img, msk = read_image(folder / "images" / name), read_raw(folder / "masks" / name)
+        img, msk = at_scale(img, msk.astype(np.uint8), nm, p, folder / "images" / name)
+        pixels += img.size if i < originals else 0
+        imgs += tiles(img, p.tile, p.stride)
+        msks += tiles(msk, p.tile, p.stride)
     empty = np.zeros((0, p.tile, p.tile), np.uint8)
     return (np.stack(imgs) if imgs else empty), (np.stack(msks) if msks else empty), pixels
+
+
+def set_pixel_size(identity: dict, p: PackParams) -> float | None:
+    """The one pixel size of the packed tiles: pack.scale_nm, else the images' own when
+    they all agree (within 1%), else None (unknown or mixed)."""
+    if p.scale_nm is not None:
+        return p.scale_nm
+    sizes = [e.get("pixel_size_nm") for e in identity.values()]
+    if not sizes or any(v is None for v in sizes):
+        return None
+    lo, hi = min(sizes), max(sizes)
+    return round(float(np.median(sizes)), 6) if hi <= lo * 1.01 else None
 
 
 def split_table(validated: Path, split_file: Path, p: PackParams) -> dict[str, list[str]]:
@@ -86,18 +116,27 @@ def run(
         copies = json.loads((Path(augmented) / "manifest.json").read_text())
         train = set(by_split["train"])
         aug_names = sorted(k for k, src in copies.items() if src in train)
-    manifest: dict = {"tile": p.tile, "stride": p.stride, "splits": {}}
+    nm = set_pixel_size(identity, p)
+    manifest: dict = {"tile": p.tile, "stride": p.stride, "pixel_size_nm": nm, "splits": {}}
+    if nm is None:
+        log.warning("pack: %s has no single pixel size (unknown or mixed); models trained on "
+                    "it record none (set pack.scale_nm)", validated)  # fmt: skip
+
+    def own(name: str) -> float | None:
+        return identity[Path(name).stem].get("pixel_size_nm")
+
     with atomic_dir(out) as tmp:
         for split in splits.SPLITS:
-            folders = [(validated, by_split[split])]
+            items: list[Item] = [(validated, n, own(n)) for n in by_split[split]]
             if split == "train" and aug_names:
-                folders.append((Path(augmented), aug_names))
-            x, y, pixels = _collect(folders, p)
+                items += [(Path(augmented), n, own(copies[n])) for n in aug_names]
+            x, y, pixels = _collect(items, p, len(by_split[split]))
             write_array(tmp / f"{split}_images.npy", x)
             write_array(tmp / f"{split}_masks.npy", y)
             manifest["splits"][split] = {
                 "sources": by_split[split],
                 "pixels_sha256": [identity[Path(n).stem]["pixels_sha256"] for n in by_split[split]],
+                "pixel_size_nm": [own(n) for n in by_split[split]],
                 "source_pixels": pixels,
                 "augmented_copies": len(aug_names) if split == "train" else 0,
                 "tiles": int(x.shape[0]),

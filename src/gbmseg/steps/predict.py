@@ -2,11 +2,14 @@
 
 Tiles are streamed (see ``gbmseg.inference``) and the output TIFFs are written row by row,
 so memory is bounded by the tile batch, not the image.  Outputs per image:
-``NAME.mask.tif`` (structure in the configured polarity) and, on request,
+``NAME.mask.tif`` (structure in the configured polarity, with the input's pixel size in its
+resolution tags) and, on request,
 ``NAME.prob.tif`` (probability x 255) and ``NAME.json`` (labelme polygons, holes as
 ``hole`` polygons: open it in labelme, correct it, and it is a label `gbmseg validate`
 accepts).  Each file is written to a fresh temporary name and renamed into place, so runs
-writing into one folder at once never leave a mixed or truncated file.
+writing into one folder at once never leave a mixed or truncated file. An image whose pixel
+size differs from the model's is brought to the model's scale and the probabilities back to
+the image's grid (``predict.resample``).
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ import tifffile
 from tqdm import tqdm
 
 from gbmseg.config import PredictParams, is_registry_ref
-from gbmseg.data import labelme
+from gbmseg.data import labelme, resample, scale
 from gbmseg.data.atomic import write_json
-from gbmseg.data.io import collect_images, read_raw, to_uint8
+from gbmseg.data.io import collect_images, pixel_size_of, read_raw, to_uint8
+from gbmseg.data.scale import PixelSize
 from gbmseg.engine.amp import resolve
 from gbmseg.engine.checkpoint import load_model
-from gbmseg.inference import iter_bands
+from gbmseg.inference import iter_bands, model_pixel_size, predict_at_scale
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +94,10 @@ def _tiles(rows: Iterator[np.ndarray], width: int) -> Iterator[np.ndarray]:
         yield from flush()
 
 
-def _write(path: Path, rows: Iterator[np.ndarray], h: int, w: int) -> None:
+def _write(
+    path: Path, rows: Iterator[np.ndarray], h: int, w: int, pixel_size: PixelSize | None
+) -> None:
+    """A tiled TIFF; with ``pixel_size``, its resolution tags (cm) and where it came from."""
     tifffile.imwrite(
         path,
         _tiles(rows, w),
@@ -99,6 +106,7 @@ def _write(path: Path, rows: Iterator[np.ndarray], h: int, w: int) -> None:
         tile=(TIFF_TILE, TIFF_TILE),
         compression="zlib",
         photometric="minisblack",
+        **(scale.tiff_metadata(pixel_size) if pixel_size is not None else {}),
     )
 
 
@@ -136,32 +144,53 @@ def temp_beside(path: Path) -> Path:
     return Path(name)
 
 
-def write_labelme(mask_path: Path, image: Path, positive: str, label: str) -> Path:
-    """The predicted mask as labelme polygons (NAME.json, image path relative to it)."""
+def write_labelme(
+    mask_path: Path, image: Path, positive: str, label: str, pixel_size: PixelSize | None
+) -> Path:
+    """The predicted mask as labelme polygons (NAME.json, image path relative to it), with
+    the pixel size (labelme keeps keys it does not know when it saves)."""
     on = 0 if positive == "black" else 255
     structure = tifffile.imread(mask_path) == on
     rel = os.path.relpath(image.resolve(), mask_path.parent.resolve())
     doc = labelme.document(structure, rel, label, labelme.HOLE)
+    if pixel_size is not None:
+        doc |= pixel_size.record()
     return write_json(mask_path.parent / f"{image.stem}.json", doc)
+
+
+def bands_of(model, path: Path, p: PredictParams, prec, size: PixelSize | None):
+    """(image shape, probability rows): streamed at the image's own scale, or the whole
+    image through the model's scale when they differ (``predict.resample``)."""
+    model_nm = model_pixel_size(model)
+    if model_nm and size is None:
+        log.warning("predict: %s carries no pixel size; segmented as it comes, not at the "
+                    "model's %g nm/px", path, model_nm)  # fmt: skip
+    if p.resample and size is not None and resample.needed(size.nm, model_nm):
+        img = to_uint8(read_raw(path))
+        prob = predict_at_scale(model, img, prec, size.nm, p.tile, p.overlap, p.batch, p.tta)
+        return img.shape, iter([prob])
+    img = open_image(path)
+    return img.shape, iter_bands(model, img, prec, p.tile, p.overlap, p.batch, p.tta)
 
 
 def predict_file(
     model, path: Path, out: Path, p: PredictParams, positive: str, prec, label: str = "gbm"
 ) -> dict:
-    img = open_image(path)
-    h, w = img.shape
+    size = pixel_size_of(path)
+    (h, w), bands = bands_of(model, path, p, prec, size)
     out.mkdir(parents=True, exist_ok=True)
     mask_path, prob_path = out / f"{path.stem}.mask.tif", out / f"{path.stem}.prob.tif"
     tmp_mask, tmp_prob = temp_beside(mask_path), temp_beside(prob_path)
     q: queue.Queue | None = queue.Queue(maxsize=2 * p.tile) if p.probabilities else None
     writer = None
     if q is not None:
-        writer = threading.Thread(target=_write, args=(tmp_prob, _drain(q), h, w), daemon=True)
+        writer = threading.Thread(
+            target=_write, args=(tmp_prob, _drain(q), h, w, size), daemon=True
+        )
         writer.start()
     try:
         with tqdm(total=h, desc=path.name, unit="row", disable=None, leave=False) as bar:
-            bands = iter_bands(model, img, prec, p.tile, p.overlap, p.batch, p.tta)
-            _write(tmp_mask, _tee_rows(bands, p.threshold, positive, q, bar), h, w)
+            _write(tmp_mask, _tee_rows(bands, p.threshold, positive, q, bar), h, w, size)
         if writer is not None:
             writer.join()
             tmp_prob.replace(prob_path)
@@ -169,7 +198,7 @@ def predict_file(
     finally:
         for tmp in (tmp_mask, tmp_prob):
             tmp.unlink(missing_ok=True)
-    labels = write_labelme(mask_path, path, positive, label) if p.labelme else ""
+    labels = write_labelme(mask_path, path, positive, label, size) if p.labelme else ""
     return {
         "image": str(path),
         "mask": str(mask_path),
@@ -177,6 +206,7 @@ def predict_file(
         "width": w,
         "probabilities": str(prob_path) if p.probabilities else "",
         "labelme": str(labels),
+        **(size.record() if size else {"pixel_size_nm": None, "pixel_size_source": ""}),
     }
 
 

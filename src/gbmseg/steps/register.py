@@ -116,6 +116,12 @@ def decide(
     return {**res, "champion_version": champion, "test_images_left_out": left_out}
 
 
+def trained_pixel_size(folder: Path) -> float | None:
+    """The pixel size the model was trained at, as its folder records it."""
+    path = Path(folder) / "trained_on.json"
+    return json.loads(path.read_text()).get("pixel_size_nm") if path.is_file() else None
+
+
 def run(
     p: RegisterParams,
     tp: TrackingParams,
@@ -136,6 +142,7 @@ def run(
         "model_sha256": scored["sha256"],
         "trained_on_images": len(seen),
         "source_run_id": logger.run_id,
+        "pixel_size_nm": trained_pixel_size(folder) or "unknown",
     }
     version = tracking.find_version(tp.model_name, scored["sha256"])
     if version is None:

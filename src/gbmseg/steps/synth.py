@@ -21,6 +21,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from gbmseg.config import SynthParams
+from gbmseg.data import scale
 from gbmseg.data.atomic import atomic_dir, write_json
 from gbmseg.data.io import binary_to_mask, write_png
 
@@ -146,12 +147,13 @@ def write_set(
         "positive": positive,
         "images": {},
     }
+    calibration = scale.given(p.pixel_size_nm, "gbmseg synth (synth.pixel_size_nm)")
     with atomic_dir(out) as tmp:
         for name, seed, test in plan:
             folder = tmp / "test" if test else tmp
             img, structure, t_px = render(np.random.default_rng(seed), p, domain)
-            write_png(folder / "images" / name, img)
-            write_png(folder / "masks" / name, binary_to_mask(structure, positive))
+            write_png(folder / "images" / name, img, calibration)
+            write_png(folder / "masks" / name, binary_to_mask(structure, positive), calibration)
             meta["images"][name] = {
                 "test": test,
                 "thickness_px": round(t_px, 4),

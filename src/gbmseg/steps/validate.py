@@ -14,9 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 from gbmseg.config import ValidateParams
+from gbmseg.data import scale
 from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_json
 from gbmseg.data.io import DataError, read_image, write_png
 from gbmseg.data.preview import grid, overlay, thumbnail
+from gbmseg.data.scale import PLAUSIBLE_NM
 from gbmseg.data.table import as_records, build_table, load_structure
 from gbmseg.runlog import RunLog, numbers
 
@@ -37,7 +39,8 @@ def _expectations(p: ValidateParams) -> list:
 
     e = gx.expectations
     lo, hi = p.positive_fraction
-    return [
+    calibrated = [e.ExpectColumnValuesToNotBeNull(column="pixel_size_nm")]
+    return (calibrated if p.require_pixel_size else []) + [
         e.ExpectTableRowCountToBeBetween(min_value=p.min_images),
         e.ExpectColumnValuesToBeInSet(column="has_image", value_set=[True]),
         e.ExpectColumnValuesToBeInSet(column="has_mask", value_set=[True]),
@@ -47,6 +50,9 @@ def _expectations(p: ValidateParams) -> list:
         e.ExpectColumnValuesToBeBetween(column="positive_fraction", min_value=lo, max_value=hi),
         e.ExpectColumnValuesToBeUnique(column="sha256"),
         e.ExpectColumnValuesToBeUnique(column="name"),
+        e.ExpectColumnValuesToBeBetween(
+            column="pixel_size_nm", min_value=PLAUSIBLE_NM[0], max_value=PLAUSIBLE_NM[1]
+        ),
     ]
 
 
@@ -108,6 +114,11 @@ def check(df: pd.DataFrame, p: ValidateParams) -> tuple[bool, list[str], dict, P
                 detail = " (the mask looks inverted: check the set's positive, black or white)"
             if col == "name":
                 detail = " (the same name in the set's folders: rename one)"
+            if col == "pixel_size_nm":
+                detail = (
+                    " (no calibration in the file: save it as DM3/DM4 or calibrated TIFF, set "
+                    "the set's pixel_size_nm, or validate.require_pixel_size: false)"
+                )
             found = hit[col].item() if hasattr(hit[col], "item") else hit[col]
             problems.append(f"{path}: {cfg.type}({col}): found {found!r}{detail}")
     return (
@@ -124,10 +135,15 @@ def run(
     out: str | Path,
     positive: str | dict[str, str],
     logger: RunLog | None = None,
+    *,
+    pixel_size_nm: float | None = None,
+    set_key: str = "sets.<set>.pixel_size_nm",
 ) -> dict:
-    """Check the set at ``raw`` (and its ``test/`` folder); write the normalised set."""
+    """Check the set at ``raw`` (and its ``test/`` folder); write the normalised set. Each
+    image's pixel size (``pixel_size_nm`` when given, named ``set_key``, else the file's) is
+    recorded in the manifest and kept in the normalised PNGs."""
     raw, out = Path(raw), Path(out)
-    rows = build_table(raw, positive, p.labels)
+    rows = build_table(raw, positive, p.labels, pixel_size_nm, set_key)
     df = pd.DataFrame(as_records(rows))
     ok, problems, gx_result, docs = check(df, p)
     if not ok:
@@ -141,8 +157,13 @@ def run(
             name = f"{row.name}.png"
             img = read_image(row.image)
             structure = load_structure(Path(row.mask), row.positive, p.labels, img.shape)
-            write_png(tmp / "images" / name, img)
-            write_png(tmp / "masks" / name, structure)
+            size = (
+                scale.given(row.pixel_size_nm, row.pixel_size_source, row.image)
+                if row.pixel_size_nm
+                else None
+            )
+            write_png(tmp / "images" / name, img, size)
+            write_png(tmp / "masks" / name, structure, size)
             if len(sheet) < 16:
                 sheet.append(thumbnail(overlay(img, structure)))
             manifest[row.name] = {
@@ -154,6 +175,8 @@ def run(
                 "size": [row.height, row.width],
                 "folder": row.folder,
                 "test_only": row.test_only,
+                "pixel_size_nm": row.pixel_size_nm,
+                "pixel_size_source": row.pixel_size_source,
             }
         if (raw / "meta.json").is_file():
             shutil.copyfile(raw / "meta.json", tmp / "source_meta.json")
@@ -169,6 +192,7 @@ def run(
         "test_only_images": sum(r.test_only for r in rows),
         "positive_fraction_mean": round(float(df["positive_fraction"].mean()), 6),
         "expectations": len(gx_result["results"]),
+        "calibrated_images": sum(r.pixel_size_nm is not None for r in rows),
     }
     if logger:
         logger.metrics(numbers(summary))
@@ -176,4 +200,12 @@ def run(
     log.info(
         "validate: %d pairs passed %d expectations -> %s", len(rows), summary["expectations"], out
     )
+    if summary["calibrated_images"] < len(rows):
+        log.warning(
+            "validate: %d of %d image(s) carry no pixel size; thickness in nm needs one (set "
+            "%s, or save them as DM3/DM4 or calibrated TIFF)",
+            len(rows) - summary["calibrated_images"],
+            len(rows),
+            set_key,
+        )
     return summary
