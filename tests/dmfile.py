@@ -60,7 +60,7 @@ def write_dm(path: Path, pixels: np.ndarray, scale: tuple[float, float], unit: s
     dims = [  # DM lists the fastest axis (x) first
         w.named_group(
             "", [w.scalar("Origin", 0.0, "<f4"), w.scalar("Scale", s, "<f4"), w.text("Units", unit)]
-        )  # fmt: skip
+        )
         for s in (scale[1], scale[0])
     ]
     brightness = [
@@ -72,7 +72,7 @@ def write_dm(path: Path, pixels: np.ndarray, scale: tuple[float, float], unit: s
         w.named_group(
             "Calibrations",
             [w.named_group("Brightness", brightness), w.named_group("Dimension", dims)],
-        ),  # fmt: skip
+        ),
         w.array("Data", arr.reshape(-1)),
         w.scalar("DataType", IMAGE_TYPES[arr.dtype], "<i4"),
         w.named_group("Dimensions", [w.scalar("", wd, "<i4"), w.scalar("", h, "<i4")]),
@@ -84,7 +84,7 @@ def write_dm(path: Path, pixels: np.ndarray, scale: tuple[float, float], unit: s
             w.named_group("ImageData", image_data),
             w.named_group("ImageTags", []),
             w.text("Name", Path(path).stem),
-        ],  # fmt: skip
+        ],
     )
     root = w.group([w.named_group("ImageList", [image])])
     body = w.n(0) + struct.pack(">l", 1) + root + b"\x00" * 8  # size, little-endian flag

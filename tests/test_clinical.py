@@ -30,7 +30,7 @@ def tapered_loops(rng, n_bands=4, size=400, length=300):
 
 
 def true_width(bands, y, x):
-    yc, x0, x1, w0 = min(bands, key=lambda b: abs(b[0] - y))
+    _yc, x0, x1, w0 = min(bands, key=lambda b: abs(b[0] - y))
     return w0 * (1 + 0.2 * (x - x0 - (x1 - x0) / 2) / (x1 - x0))
 
 
