@@ -22,10 +22,10 @@ from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Dataset, Input, Model
 
 from components import gbmseg_components as c
-from gbmseg.config import validate_tree
+from gbmseg.config import validate_tree, without_nulls
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+PARAMS = without_nulls(yaml.safe_load((ROOT / "params.yaml").read_text()))
 KFP = PARAMS["kfp"]
 _PARSED = validate_tree(PARAMS, "params.yaml")
 TARGET = _PARSED.finetune.target

@@ -77,7 +77,10 @@ def score_images(
             rows[-1] |= size.record() if size else {"pixel_size_nm": None}
             nm = size.nm if size else 1.0
             on = (agreement.measure(m, thickness, nm) for m in (pred, truth))
-            rows[-1] |= {k: v for k, v in agreement.row(name, *on).items() if k != "image"}
+            figures = {k: v for k, v in agreement.row(name, *on).items() if k != "image"}
+            if size is None:  # relative differences need no scale; figures in nm would
+                figures = {k: v if k.endswith("_rel_diff") else None for k, v in figures.items()}
+            rows[-1] |= figures
         if overlays is not None and i < p.max_overlays:
             write_png(overlays / name, error_overlay(img, truth, pred))
         if sweep is not None:

@@ -134,7 +134,8 @@ def medial_points(mask: np.ndarray, min_length_px: int, trim_px: int) -> tuple[n
     """Medial-axis points (y, x) of pieces at least ``min_length_px`` long, spurs pruned,
     away from the border (where the membrane is cut by the image edge); and the axis length
     kept."""
-    skel, dist = medial_axis(mask.astype(bool), return_distance=True)
+    # the thinning breaks ties in a random order unless seeded: the same mask, the same axis
+    skel, dist = medial_axis(mask.astype(bool), return_distance=True, rng=0)
     skel = prune_spurs(skel, dist)
     labels, n = ndimage.label(skel, structure=np.ones((3, 3)))
     if n:

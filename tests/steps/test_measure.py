@@ -194,3 +194,9 @@ def test_specks_and_the_image_border_are_ignored(tmp_path):
     table = measure.run(p, [tmp_path / "a.tif"], tmp_path / "m", "white")
     assert table.loc[0, "medial_median_nm"] == pytest.approx(80, rel=0.02)
     assert table.loc[0, "medial_p90_nm"] < 90
+
+
+def test_the_same_mask_measures_the_same_every_time():
+    m = ribbon(13.3, 240, 31.0, True)
+    runs = [thickness.summary(thickness.profile(m, 20), 5.0) for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]

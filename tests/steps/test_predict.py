@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 import torch
@@ -141,3 +142,95 @@ def test_two_runs_into_one_folder_never_mix_their_files(tmp_path, model_dir):
     prob = predict_proba(model, img, resolve("cpu", "fp32"), tile=64, batch=2)
     np.testing.assert_array_equal(mask == 0, prob > 0.5)  # whole and right, not interleaved
     assert not list((tmp_path / "o").glob(".*tmp"))
+
+
+def _membrane_image(size=256, width=14.0, seed=0):
+    """A dark ribbon on a grey background, slightly blurred and noisy, and its mask."""
+    from scipy import ndimage
+
+    from benchmarks.phantoms import ribbon
+
+    structure = ribbon(width, size, 25.0, True)
+    img = np.where(structure > 0, 60.0, 190.0)
+    img = ndimage.gaussian_filter(img, 1.0) + np.random.default_rng(seed).normal(0, 3, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), structure
+
+
+def test_the_pixel_size_travels_from_tiff_and_dm4_through_predict_to_measure(tmp_path):
+    from gbmseg.cli.app import main
+    from tests.dmfile import write_dm
+    from tests.models import dark_model, save
+
+    img, _ = _membrane_image()
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "a.tif", img, imagej=True, resolution=(0.2, 0.2),
+                     metadata={"unit": "nm"})  # fmt: skip
+    write_dm(tmp_path / "in" / "b.dm4", img, (7.0, 7.0), "nm")
+    model = save(dark_model(), tmp_path / "model")
+    res = predict.run(_p(tile=256), str(model), [tmp_path / "in"], tmp_path / "pred", "black")
+    assert [(r["pixel_size_nm"], r["pixel_size_source"]) for r in res] == [
+        (5.0, "ImageJ resolution and unit of a.tif"), (7.0, "DM4 calibration of b.dm4")
+    ]
+
+    def measured(out, *flags):
+        assert main(["measure", str(tmp_path / "pred"), "--out", str(out), *flags]) == 0
+        return pd.read_csv(out / "thickness.csv").set_index("image")
+
+    own = measured(tmp_path / "own")  # no --pixel-size: each mask's own calibration
+    assert own.loc["a.mask.tif", "pixel_size_source"] == "ImageJ resolution and unit of a.tif"
+    assert own.loc["b.mask.tif", "pixel_size_source"] == "DM4 calibration of b.dm4"
+    assert own.loc["a.mask.tif", "medial_median_nm"] == pytest.approx(14 * 5, rel=0.2)  # the ribbon
+    figures = ["medial_median_nm", "intercept_harmonic_nm", "haas_mean_nm", "length_um"]
+    for mask, nm in (("a.mask.tif", 5), ("b.mask.tif", 7)):
+        given = measured(tmp_path / f"given{nm}", "--pixel-size", str(nm))
+        assert given.loc[mask, figures].tolist() == own.loc[mask, figures].tolist()
+        assert given.loc[mask, "pixel_size_source"] == "measure.pixel_size_nm (given)"
+        at20 = measured(tmp_path / f"at20{nm}", "--pixel-size", "20")
+        assert at20.loc[mask, "medial_median_nm"] == pytest.approx(
+            own.loc[mask, "medial_median_nm"] * 20 / nm, rel=1e-3
+        )
+
+
+def test_an_uncalibrated_png_is_segmented_but_measure_refuses_it_naming_the_flag(
+    tmp_path, caplog
+):
+    from gbmseg.cli.app import main
+    from tests.models import dark_model, save
+
+    img, _ = _membrane_image()
+    Image.fromarray(img).save(tmp_path / "a.png")
+    model = save(dark_model(20.0), tmp_path / "model")
+    with caplog.at_level("WARNING"):
+        predict.run(_p(tile=256), str(model), [tmp_path / "a.png"], tmp_path / "pred", "black")
+    assert "carries no pixel size; segmented as it comes" in caplog.text
+    out = tmp_path / "m"
+    assert main(["measure", str(tmp_path / "pred"), "--out", str(out)]) == 2
+    assert "a.mask.tif: no pixel size in the file, and none given" in caplog.text
+    assert "--pixel-size NM" in caplog.text
+    assert not out.exists()
+
+
+def test_an_image_at_another_scale_is_segmented_at_the_models_and_mapped_back(tmp_path):
+    """A model trained at 20 nm/px sees a 10 nm/px image at half size; the mask comes back
+    on the image's own grid with the ribbon where it was."""
+    from tests.models import dark_model, save
+
+    img, structure = _membrane_image(size=256, width=16.0)
+    tifffile.imwrite(tmp_path / "a.tif", img, resolution=(1e6, 1e6), resolutionunit=3)  # 10 nm
+    seen = []
+    save(dark_model(20.0), tmp_path / "model")
+    loaded = checkpoint.load_model(tmp_path / "model")
+    assert loaded.pixel_size_nm() == 20.0
+    loaded.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[-2:])))
+    prec = resolve("cpu", "fp32")
+    res = predict.predict_file(loaded, tmp_path / "a.tif", tmp_path / "o", _p(tile=128),
+                               "black", prec)  # fmt: skip
+    assert seen == [(128, 128)]  # the image at the model's scale is 128 px: one tile
+    mask = tifffile.imread(res["mask"]) == 0
+    assert mask.shape == img.shape
+    dice = 2 * (mask & (structure > 0)).sum() / (mask.sum() + structure.sum())
+    assert dice > 0.9
+    seen.clear()
+    predict.predict_file(loaded, tmp_path / "a.tif", tmp_path / "o2", _p(tile=128, resample=False),
+                         "black", prec)  # fmt: skip
+    assert len(seen) > 1  # predict.resample: false: the image's own 256 px, several tiles

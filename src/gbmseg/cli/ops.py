@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from gbmseg.cli.base import command
-from gbmseg.config import ConfigError, Params
+from gbmseg.config import ConfigError, Params, without_nulls
 
 log = logging.getLogger("gbmseg")
 PACKAGE = Path("pipelines/gbmseg_pipeline.yaml")
@@ -51,7 +51,7 @@ def _kfp(args, params: Params) -> dict:
 
     if not args.package.is_file():
         raise ConfigError(f"{args.package}: no compiled pipeline; run `make pipeline`")
-    tree = params.model_dump(mode="json", by_alias=True)
+    tree = without_nulls(params.model_dump(mode="json", by_alias=True))
     sent = kfp_client.arguments(
         tree, params, args.source_uri, args.target_uri, args.pretrained, args.unlabelled_uri
     )

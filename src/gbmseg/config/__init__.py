@@ -59,6 +59,8 @@ __all__ = [
     "is_registry_ref",
     "load",
     "load_tree",
+    "validate_tree",
+    "without_nulls",
 ]
 
 
@@ -108,6 +110,16 @@ def load_tree(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return tree
+
+
+def without_nulls(tree):
+    """The params tree without its null values (Kubeflow's parameter values cannot be null;
+    a nullable parameter left out reads back as null)."""
+    if isinstance(tree, dict):
+        return {k: without_nulls(v) for k, v in tree.items() if v is not None}
+    if isinstance(tree, list):
+        return [without_nulls(v) for v in tree]
     return tree
 
 
