@@ -100,6 +100,16 @@ def stem(name: str) -> str:
     return name.split(".")[0]
 
 
+def pixel_size_summary(sizes: list[PixelSize]) -> list[tuple[float, str, int]]:
+    """(nm, kind of source, images) per distinct pair: 'DM4 calibration of a.dm4' and
+    '... of b.dm4' are one kind; every image's own is in the per-image table."""
+    count: dict[tuple[float, str], int] = {}
+    for z in sizes:
+        key = (round(z.nm, 4), re.sub(r" of [^ ]+$", "", z.source))
+        count[key] = count.get(key, 0) + 1
+    return [(nm, kind, n) for (nm, kind), n in sorted(count.items())]
+
+
 def figures(s: Samples, p: MeasureParams) -> dict:
     """The per-biopsy figures (nm) and what they rest on."""
     med = np.concatenate(s.medial) if s.medial else np.zeros(0)
@@ -111,7 +121,7 @@ def figures(s: Samples, p: MeasureParams) -> dict:
     def r(v: float) -> float:
         return round(float(v), 1) if np.isfinite(v) else np.nan
 
-    sizes = sorted({(round(z.nm, 4), z.source) for z in s.pixel_sizes})
+    sizes = pixel_size_summary(s.pixel_sizes)
     return {
         "images": len(s.images),
         "length_um": round(s.length_um, 2),
@@ -124,8 +134,10 @@ def figures(s: Samples, p: MeasureParams) -> dict:
         "iqr_nm": r(np.subtract(*np.percentile(med, [75, 25]))) if len(med) else np.nan,
         "thinnest_10pct_nm": r(clinical.thinnest(lp)),
         "thin_fraction": round(clinical.thin_fraction(lp, p.thin_below_nm), 4),
-        "pixel_size_nm": "; ".join(f"{nm:g}" for nm, _ in sizes),
-        "pixel_size_source": "; ".join(src for _, src in sizes),
+        "pixel_size_nm": "; ".join(sorted({f"{nm:g}" for nm, _, _ in sizes})),
+        "pixel_size_source": "; ".join(
+            f"{kind} ({n} image{'s' * (n > 1)})" for _, kind, n in sizes
+        ),
     }
 
 

@@ -69,3 +69,13 @@ def test_unknown_strategy_and_mismatched_weights(tmp_path):
     checkpoint.save(tmp_path / "bad.pt", state)
     with pytest.raises(checkpoint.CheckpointError, match="do not fit"):
         checkpoint.load_model(tmp_path / "bad.pt")
+
+
+def test_a_pretrained_model_at_another_scale_is_refused_naming_pack_scale():
+    from gbmseg.data.io import DataError
+    from gbmseg.steps.finetune import check_scale
+
+    check_scale(20.0, 20.5, "models/train/source", "data/packed/target")  # within 5%
+    check_scale(None, 20.0, "models/train/source", "data/packed/target")  # unknown: warned
+    with pytest.raises(DataError, match=r"trained at 4 nm/px, .* at 20 nm/px: set pack\.scale_nm"):
+        check_scale(4.0, 20.0, "models/train/source", "data/packed/target")

@@ -107,7 +107,7 @@ def test_biopsy_report_for_six_images_in_two_biopsies(tmp_path):
     assert pd.isna(per.loc["B2", "flags"])  # 260 nm: within every range set
     assert per.loc["B2", "length_um"] > 5 and per.loc["B2", "intercepts"] > 20
     assert per.loc["B1", "haas_mean_nm"] == pytest.approx(130, rel=0.03)
-    assert per.loc["B1", "pixel_size_source"] == "measure.pixel_size_nm (given)"
+    assert per.loc["B1", "pixel_size_source"] == "measure.pixel_size_nm (given) (3 images)"
     page = (tmp_path / "m" / "biopsy_report.html").read_text()
     assert "B1" in page and "thin by haas" in page and "8/3" in page and "data:image/png" in page
     for name in ("thickness.csv", "samples.csv", "histogram.png", "biopsies.png"):

@@ -112,3 +112,36 @@ def test_arrays_manifest_and_no_leak(packed):
         assert x.shape[1:] == (64, 64) and set(np.unique(y)) <= {0, 1}
         assert s[split]["sha256"]["images"] == sha256_file(sp.packed / f"{split}_images.npy")
         assert s[split]["sha256"]["masks"] == sha256_file(sp.packed / f"{split}_masks.npy")
+
+
+def test_pack_scale_resamples_every_image_and_records_the_scale(tmp_path):
+    """synth writes 20 nm/px; packed at 40 nm/px the 64 px images become 32 px (one padded
+    tile each) and the membrane keeps its share of the image."""
+    at20 = prepared(tiny(tmp_path / "a"))
+    m20 = json.loads((at20.paths("target").packed / "manifest.json").read_text())
+    assert m20["pixel_size_nm"] == 20.0 and set(m20["splits"]["test"]["pixel_size_nm"]) == {20.0}
+    at40 = prepared(tiny(tmp_path / "b", "pack.scale_nm=40", "pack.tile=32", "pack.stride=32"))
+    m40 = json.loads((at40.paths("target").packed / "manifest.json").read_text())
+    assert m40["pixel_size_nm"] == 40.0
+    assert m40["splits"]["test"]["source_pixels"] == m20["splits"]["test"]["source_pixels"] // 4
+    y20 = np.load(at20.paths("target").packed / "test_masks.npy")
+    y40 = np.load(at40.paths("target").packed / "test_masks.npy")
+    assert y40.shape[1:] == (32, 32)
+    assert y40.mean() == pytest.approx(y20.mean(), rel=0.1)  # area kept: thickness kept
+
+
+def test_pack_scale_needs_a_pixel_size_for_every_image(tmp_path):
+    p = tiny(tmp_path, "pack.scale_nm=10")
+    from gbmseg import stages
+
+    stages.synth(p)
+    stages.validate(p, "target")
+    manifest = p.paths("target").validated / "manifest.json"
+    entries = json.loads(manifest.read_text())
+    first = sorted(entries)[0]
+    entries[first]["pixel_size_nm"] = None  # as an uncalibrated image would be
+    manifest.write_text(json.dumps(entries))
+    with pytest.raises(DataError, match=rf"{first}\.png: no pixel size, so it cannot be brought "
+                       r"to pack\.scale_nm = 10"):  # fmt: skip
+        pack.run(p.pack, p.paths("target").validated, None, tmp_path / "out", tmp_path / "s.csv")
+    assert not (tmp_path / "out").exists()

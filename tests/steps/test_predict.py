@@ -169,7 +169,8 @@ def test_the_pixel_size_travels_from_tiff_and_dm4_through_predict_to_measure(tmp
     model = save(dark_model(), tmp_path / "model")
     res = predict.run(_p(tile=256), str(model), [tmp_path / "in"], tmp_path / "pred", "black")
     assert [(r["pixel_size_nm"], r["pixel_size_source"]) for r in res] == [
-        (5.0, "ImageJ resolution and unit of a.tif"), (7.0, "DM4 calibration of b.dm4")
+        (5.0, "ImageJ resolution and unit of a.tif"),
+        (7.0, "DM4 calibration of b.dm4"),
     ]
 
     def measured(out, *flags):
@@ -191,9 +192,7 @@ def test_the_pixel_size_travels_from_tiff_and_dm4_through_predict_to_measure(tmp
         )
 
 
-def test_an_uncalibrated_png_is_segmented_but_measure_refuses_it_naming_the_flag(
-    tmp_path, caplog
-):
+def test_an_uncalibrated_png_is_segmented_but_measure_refuses_it_naming_the_flag(tmp_path, caplog):
     from gbmseg.cli.app import main
     from tests.models import dark_model, save
 

@@ -182,3 +182,52 @@ def test_a_folder_of_sets_each_with_its_polarity(synth_data, tiny_params, tmp_pa
     for name in ("dark__tar_000.png", "light__sou_000.png"):  # 1 = structure in both
         m = read_raw(tmp_path / "o" / "masks" / name)
         assert set(np.unique(m)) == {0, 1} and 0 < m.mean() < 0.5
+
+
+def test_each_images_pixel_size_is_recorded_and_kept_in_the_normalised_pngs(
+    synth_data, tiny_params, tmp_path
+):
+    from gbmseg.data.io import read
+
+    out = tmp_path / "v"
+    res = validate.run(tiny_params.validate_, synth_data, out, "black")
+    assert res["calibrated_images"] == res["images"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    synth_source = "gbmseg synth (synth.pixel_size_nm)"
+    for entry in manifest.values():
+        assert entry["pixel_size_nm"] == tiny_params.synth.pixel_size_nm
+        assert entry["pixel_size_source"] == synth_source
+    first = sorted((out / "images").iterdir())[0]
+    assert read(first).pixel_size.describe() == f"20 nm/px ({synth_source})"
+    table = (out / "table.csv").read_text()
+    assert "pixel_size_nm" in table.splitlines()[0] and synth_source in table
+    docs = "".join(q.read_text() for q in (out / "data_docs").rglob("*.html"))
+    assert "pixel_size_nm" in docs  # the Data Docs show the pixel-size expectation
+
+
+def test_a_set_without_calibration_takes_the_sets_pixel_size_or_fails_when_required(
+    tiny_params, tmp_path
+):
+    src = tmp_path / "plain"
+    for sub in ("images", "masks"):
+        (src / sub).mkdir(parents=True)
+    img = np.full((64, 64), 200, np.uint8)
+    img[30:36] = 40
+    Image.fromarray(img).save(src / "images" / "a.png")  # a PNG without pHYs
+    Image.fromarray(np.where(img < 100, 0, 255).astype(np.uint8)).save(src / "masks" / "a.png")
+    out = tmp_path / "v"
+    res = validate.run(tiny_params.validate_, src, out, "black")
+    assert res["calibrated_images"] == 0
+    given = validate.run(tiny_params.validate_, src, out, "black", pixel_size_nm=4.0,
+                         set_key="sets.isbi.pixel_size_nm")  # fmt: skip
+    entry = json.loads((out / "manifest.json").read_text())["a"]
+    assert (entry["pixel_size_nm"], entry["pixel_size_source"]) == (
+        4.0,
+        "sets.isbi.pixel_size_nm (given)",
+    )
+    assert given["calibrated_images"] == 1
+    strict = tiny_params.validate_.model_copy(update={"require_pixel_size": True})
+    with pytest.raises(validate.ValidationFailed, match=r"images/a\.png: .*pixel_size_nm.*"
+                       r"no calibration in the file"):  # fmt: skip
+        validate.run(strict, src, tmp_path / "v2", "black")
+    assert not (tmp_path / "v2").exists()

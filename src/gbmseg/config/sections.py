@@ -111,7 +111,9 @@ class PackParams(Section):
     val_fraction: float = Field(ge=0, lt=1)
     test_fraction: float = Field(ge=0, lt=1)
     scale_nm: float | None = Field(
-        default=None, gt=0, description="resample every image to this pixel size (null: as they come)"
+        default=None,
+        gt=0,
+        description="resample every image to this pixel size (null: as they come)",
     )
 
     @model_validator(mode="after")
@@ -269,7 +271,9 @@ class Reference(Section):
 class MeasureParams(Section):
     out: str
     pixel_size_nm: float | None = Field(
-        default=None, gt=0, description="nm per pixel for every mask (null: each file's own calibration)"
+        default=None,
+        gt=0,
+        description="nm per pixel for every mask (null: each file's own calibration)",
     )
     min_length_px: int = Field(ge=1, description="skeleton pieces shorter than this are ignored")
     trim_px: int = Field(ge=0, description="skeleton pixels dropped at each end (end effects)")

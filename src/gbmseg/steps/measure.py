@@ -149,7 +149,9 @@ def write_reports(tmp: Path, p: MeasureParams, table, points, groups, agree) -> 
     write_text(tmp / "biopsies.csv", per_biopsy.to_csv(index=False))
     plot = biopsy.plot(groups, biopsy.ranges_of(p, p.reference.sex))
     (tmp / "biopsies.png").write_bytes(plot)
-    overlays = {q.name: q.read_bytes() for q in sorted((tmp / "overlays").glob("*.png"))}
+    overlays = {
+        n: (tmp / "overlays" / f"{biopsy.stem(n)}.png").read_bytes() for n in table["image"]
+    }
     write_text(tmp / "biopsy_report.html", report.page(per_biopsy, table, plot, overlays, p))
     if agree:
         agree_table = pd.DataFrame(agree)
