@@ -7,7 +7,7 @@ TOOLS := .venv-tools
 PIP_FLAGS := --disable-pip-version-check --progress-bar off --no-compile -c constraints.txt
 export GBMSEG_ROOT := $(CURDIR)
 
-.PHONY: help venv tools demo test test-fast lint data repro constraints clean pipeline
+.PHONY: help venv tools browser demo test test-fast lint data repro constraints clean pipeline
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,7 +48,12 @@ demo: data  ## set up, generate data, run source -> pretrain -> fine-tune -> eva
 	@echo "Overlays (green TP, red FP, blue FN): reports/evaluate/overlays/*.png"
 	@echo "MLflow UI:  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db  (then open http://127.0.0.1:5000)"
 
-test: venv tools  ## run the whole test suite (what CI runs), two workers: half of it waits on servers
+browser:  ## headless Chromium (Debian's package) for the tests that open the HTML reports
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; } || \
+	  { echo "could not install chromium: run 'sudo apt-get install chromium'"; exit 1; }
+
+test: venv tools browser  ## run the whole test suite (what CI runs), two workers: half of it waits on servers
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: venv  ## tests without the slow end-to-end ones
