@@ -1,11 +1,10 @@
 """Bring an image, a mask or a probability map to another pixel size.
 
 Images: linear interpolation, with a Gaussian anti-aliasing prefilter when shrinking (no
-moiré from the section's texture). Masks: the structure's fraction per output pixel (linear
-interpolation of the 0/1 map, area-averaged when shrinking) thresholded at one half, so the
-edge stays where it was to a fraction of a pixel and a ribbon keeps its thickness
-(nearest-neighbour would move each edge by up to half a pixel, and snap thin ribbons to whole
-pixels). Probabilities: linear, so the threshold falls between the pixels of the new grid.
+moiré from the section's texture). Masks: the structure's share of each output pixel (linear
+interpolation of the 0/1 map, area-averaged when shrinking) thresholded at one half, which
+keeps the membrane's area and so its thickness. Probabilities: linear, thresholded afterwards
+on the image's own grid.
 """
 
 from __future__ import annotations
