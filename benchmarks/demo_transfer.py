@@ -34,29 +34,9 @@ def demo_overrides() -> list[str]:
 
 
 def configured(work: Path, seed: int) -> Params:
-    rel = {
-        "sets.source.raw": "raw/source",
-        "sets.target.raw": "raw/target",
-        "validate.out": "validated",
-        "augment.out": "augmented",
-        "pack.out": "packed",
-        "pack.splits": "splits",
-        "train.out": "models/train",
-        "train.metrics": "metrics/train",
-        "train.history": "reports/train",
-        "train.checkpoints": "checkpoints",
-        "resolve.out": "models/pretrained",
-        "finetune.pretrained": "models/train/source",
-        "finetune.out": "models/finetune",
-        "finetune.metrics": "metrics/finetune.json",
-        "finetune.history": "reports/finetune.csv",
-        "evaluate.model": "models/finetune",
-        "evaluate.baseline": "models/train/target",
-        "evaluate.out": "reports/evaluate",
-        "evaluate.metrics": "metrics/evaluate.json",
-    }
-    paths = [f"{k}={work / v}" for k, v in rel.items()]
-    return load(ROOT / "params.yaml", [*demo_overrides(), *paths, f"train.seed={seed}"])
+    """The demo's parameters with its data, models and reports inside ``work``."""
+    p = load(ROOT / "params.yaml", [*demo_overrides(), f"train.seed={seed}"])
+    return p.rooted(work, raw=True)
 
 
 def timed(fn, *args) -> tuple[dict, float]:

@@ -34,20 +34,9 @@ SET = "scale20"  # the training set's name
 
 
 def rooted(work: Path, *extra: str) -> Params:
-    """params.yaml with every data and model path inside ``work``."""
-    rel = {
-        f"sets.{SET}.raw": "raw/train",
-        "validate.out": "validated",
-        "augment.out": "augmented",
-        "pack.out": "packed",
-        "pack.splits": "splits",
-        "train.out": "models/train",
-        "train.metrics": "metrics/train",
-        "train.history": "reports/train",
-        "train.checkpoints": "checkpoints",
-    }
-    paths = [f"{k}={work / v}" for k, v in rel.items()]
-    return load(ROOT / "params.yaml", [*paths, f"sets.{SET}.positive=black", *extra])
+    """params.yaml with the training set ``SET`` and every output path inside ``work``."""
+    tree = [f"sets.{SET}.raw=raw/train", f"sets.{SET}.positive=black", *extra]
+    return load(ROOT / "params.yaml", tree).rooted(work, raw=True)
 
 
 def train_model(work: Path, args) -> tuple[Path, dict, float]:

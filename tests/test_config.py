@@ -114,3 +114,20 @@ def test_a_set_nothing_uses_is_refused_by_the_train_command():
     assert p.pretrained_set() is None and p.unused_sets() == ["source"]
     with pytest.raises(ConfigError, match=r"sets \['source'\] are neither"):
         stages.check_sets(p)
+
+
+def test_rooted_moves_every_output_path_and_only_those(tmp_path):
+    from gbmseg.config.params import OUTPUT_PATHS
+
+    p = load(ROOT / "params.yaml")
+    r = p.rooted(tmp_path)
+    for section, keys in OUTPUT_PATHS.items():
+        for key in keys:
+            before, after = getattr(p.section(section), key), getattr(r.section(section), key)
+            assert after == (str(tmp_path / before) if before else before), (section, key)
+    assert r.sets == p.sets  # inputs stay where they are ...
+    assert r.paths("target").validated == tmp_path / p.paths("target").validated
+    moved = p.rooted(tmp_path, raw=True)  # ... unless asked
+    assert moved.target.raw == str(tmp_path / p.target.raw)
+    registry = load(ROOT / "params.yaml", ["finetune.pretrained=models:/m@champion"])
+    assert registry.rooted(tmp_path).finetune.pretrained == "models:/m@champion"

@@ -26,7 +26,7 @@ def _predict_args(sp: argparse.ArgumentParser) -> None:
 
 @command(
     "predict",
-    "segment images of any size (PNG/TIFF, 8/16-bit) with a registered or local model",
+    "segment images of any size (PNG, TIFF, DM3/DM4) with a registered or local model",
     _predict_args,
 )
 def _predict(args, params: Params) -> dict:
@@ -70,7 +70,7 @@ def _measure_args(sp: argparse.ArgumentParser) -> None:
 
 @command(
     "measure",
-    "GBM thickness (nm): mid-line and orthogonal intercepts, per image and per biopsy",
+    "GBM thickness (nm, at each file's own pixel size): intercepts, Haas, mid-line; per biopsy",
     _measure_args,
 )
 def _measure(args, params: Params) -> dict:

@@ -30,6 +30,13 @@ from gbmseg.config.sections import (
     ValidateParams,
 )
 
+OUTPUT_PATHS = {  # section -> the keys naming where a stage writes (or reads another's output)
+    "validate": ("out",), "augment": ("out",), "pack": ("out", "splits"),
+    "train": ("out", "metrics", "history", "checkpoints"), "selfsup": ("metrics", "history"),
+    "resolve": ("out",), "finetune": ("pretrained", "out", "metrics", "history"),
+    "evaluate": ("model", "baseline", "out", "metrics"), "register": ("out",),
+    "predict": ("out",), "measure": ("out",),
+}  # fmt: skip
 _ALIASED = ("validate", "register")  # names that clash with BaseModel attributes
 REGISTRY_SCHEMES = ("models:/", "runs:/")
 
@@ -114,6 +121,23 @@ class Params(Section):
             history=Path(t.history) / f"{name}.csv",
             checkpoints=Path(t.checkpoints) / f"train-{name}",
         )
+
+    def rooted(self, work: str | Path, raw: bool = False) -> Params:
+        """The same parameters with every output path (and with ``raw`` every set's folder)
+        under ``work``, in the layout params.yaml gives them: one owner of that layout for
+        studies and tests that run the pipeline in a folder of their own."""
+        tree = self.model_dump(mode="json", by_alias=True)
+
+        def under(value: str) -> str:
+            return value if not value or is_registry_ref(value) else str(Path(work) / value)
+
+        for section, keys in OUTPUT_PATHS.items():
+            for key in keys:
+                tree[section][key] = under(tree[section][key])
+        if raw:
+            for s in tree["sets"].values():
+                s["raw"] = under(s["raw"])
+        return Params.model_validate(tree)
 
     @property
     def target(self) -> LabelledSet:
