@@ -31,6 +31,8 @@ SCALES = (10.0, 20.0, 40.0)
 TRAINED_AT = 20.0
 SIZE_AT_20 = 256  # px; the same field of view at every scale
 SET = "scale20"  # the training set's name
+COLUMNS = ["pixel_size_nm", "ribbon_px", "resample", "medial_err", "medial_abs_err", "harmonic_err",
+           "harmonic_abs_err", "image_sd", "dice", "images", "predict_s"]  # fmt: skip
 
 
 def rooted(work: Path, *extra: str) -> Params:
@@ -39,17 +41,18 @@ def rooted(work: Path, *extra: str) -> Params:
     return load(ROOT / "params.yaml", tree).rooted(work, raw=True)
 
 
-def train_model(work: Path, args) -> tuple[Path, dict, float]:
+def train_model(work: Path, args, seed: int) -> tuple[Path, dict, float]:
+    """The training set (synth seed ``args.data_seed``) and a model trained with ``seed``."""
     p = rooted(
         work,
         f"synth.target_images={args.train_images}",
         "synth.target_test_images=0",
         f"synth.size={SIZE_AT_20}",
         f"synth.pixel_size_nm={TRAINED_AT}",
-        f"synth.seed={args.seed}",
+        f"synth.seed={args.data_seed}",
         f"augment.copies={args.copies}",
         f"train.epochs={args.epochs}",
-        f"train.seed={args.seed}",
+        f"train.seed={seed}",
         "pack.val_fraction=0.15",
         "pack.test_fraction=0.0",
     )
@@ -68,7 +71,7 @@ def test_set(work: Path, nm: float, args) -> tuple[Path, dict]:
         work,
         f"synth.size={size}",
         f"synth.pixel_size_nm={nm}",
-        f"synth.seed={1000 + args.seed}",
+        f"synth.seed={1000 + args.data_seed}",
     )
     out = work / "raw" / f"test_{nm:g}"
     meta = synth.write_set(p.synth, out, "black", "target", args.test_images)
@@ -104,23 +107,29 @@ def measure_through(model: Path, folder: Path, truth: dict, resample: bool, work
     return rows, seconds
 
 
-def summarise(nm: float, resample: bool, rows: list[dict], seconds: float) -> dict:
-    df = pd.DataFrame(rows)
+def summarise(nm: float, resample: bool, runs: list[list[dict]], seconds: float) -> dict:
+    """One row: per figure, the mean error over seeds (each seed's mean over images) +- its
+    sd over seeds, and the mean |error| over every image of every seed."""
+    per_seed = [pd.DataFrame(rows) for rows in runs]
+    every = pd.concat(per_seed)
 
-    def ms(col: str) -> str:
-        return f"{df[col].mean():+.1%} +- {df[col].std(ddof=1):.1%}"
+    def over_seeds(col: str) -> str:
+        means = np.array([df[col].mean() for df in per_seed])
+        sd = means.std(ddof=1) if len(means) > 1 else float("nan")
+        return f"{means.mean():+.1%} +- {sd:.1%}"
 
     return {
         "pixel_size_nm": nm,
-        "ribbon_px": f"{df['true_nm'].min() / nm:.0f}-{df['true_nm'].max() / nm:.0f}",
+        "ribbon_px": f"{every['true_nm'].min() / nm:.0f}-{every['true_nm'].max() / nm:.0f}",
         "resample": "yes" if resample else "no",
-        "medial_err": ms("medial_err"),
-        "medial_abs_err": round(float(df["medial_err"].abs().mean()), 4),
-        "harmonic_err": ms("harmonic_err"),
-        "harmonic_abs_err": round(float(df["harmonic_err"].abs().mean()), 4),
-        "dice": f"{df['dice'].mean():.3f} +- {df['dice'].std(ddof=1):.3f}",
-        "images": len(df),
-        "predict_s": round(seconds, 1),
+        "medial_err": over_seeds("medial_err"),
+        "medial_abs_err": round(float(every["medial_err"].abs().mean()), 4),
+        "harmonic_err": over_seeds("harmonic_err"),
+        "harmonic_abs_err": round(float(every["harmonic_err"].abs().mean()), 4),
+        "dice": over_seeds("dice").replace("%", ""),
+        "image_sd": f"{np.mean([df['medial_err'].std(ddof=1) for df in per_seed]):.1%}",
+        "images": len(per_seed[0]),
+        "predict_s": round(seconds / len(runs), 1),
     }
 
 
@@ -130,40 +139,54 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=1, help="augmented copies per image")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--test-images", type=int, default=12)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    ap.add_argument("--data-seed", type=int, default=0, help="synth seed (test: + 1000)")
     ap.add_argument("--work", type=Path, help="keep the work folder here")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="gbmseg-scale-"))
-    model, train_metrics, train_s = train_model(work, args)
-    summary, per_image = [], {}
-    for nm in SCALES:
-        folder, truth = test_set(work, nm, args)
-        for resample in (True, False):
-            if nm == TRAINED_AT and not resample:
-                continue  # nothing to resample at the model's own scale
-            rows, seconds = measure_through(model, folder, truth, resample, work)
-            summary.append(summarise(nm, resample, rows, seconds))
-            per_image[f"{nm:g}nm_{'resampled' if resample else 'as_is'}"] = rows
-    trained = json.loads((model / "trained_on.json").read_text())
-    cols = ["pixel_size_nm", "ribbon_px", "resample", "medial_err", "medial_abs_err",
-            "harmonic_err", "harmonic_abs_err", "dice", "images", "predict_s"]  # fmt: skip
+    tests = {nm: test_set(work, nm, args) for nm in SCALES}
+    cells = [(nm, r) for nm in SCALES for r in (True, False) if r or nm != TRAINED_AT]
+    runs: dict = {c: [] for c in cells}
+    seconds: dict = dict.fromkeys(cells, 0.0)
+    trained = []
+    for seed in args.seeds:
+        model, metrics, train_s = train_model(work / f"seed{seed}", args, seed)
+        trained.append({"seed": seed, "train_s": round(train_s, 1), **metrics})
+        for nm, resample in cells:
+            folder, truth = tests[nm]
+            rows, t = measure_through(model, folder, truth, resample, work / f"seed{seed}")
+            runs[(nm, resample)].append(rows)
+            seconds[(nm, resample)] += t
+    summary = [summarise(*c, runs[c], seconds[c]) for c in cells]
+    seen = json.loads((model / "trained_on.json").read_text())
+    cols = COLUMNS
+    epochs = ", ".join(str(t["epochs_run"]) for t in trained)
+    minutes = np.mean([t["train_s"] for t in trained]) / 60
     md = (
         f"# Thickness at three magnifications through one model trained at {TRAINED_AT:g} nm/px\n\n"
-        f"Model: {trained['images']} synthetic images at {trained['pixel_size_nm']} nm/px "
-        f"(`gbmseg synth`, seed {args.seed}), default U-Net, {train_metrics['epochs_run']} "
-        f"epochs, best val Dice {train_metrics['best_val_dice']}, {train_s / 60:.1f} min on "
-        "this machine. Test: "
-        f"{args.test_images} synthetic images per pixel size (seed {1000 + args.seed}), ribbons "
-        "200-450 nm, the same field of view. `err` = measured / true - 1 per image, mean +- "
-        "sd over images; `abs_err` = mean |measured / true - 1|. One training seed.\n\n"
+        f"Models: {seen['images']} synthetic images at {seen['pixel_size_nm']} nm/px "
+        f"(`gbmseg synth`, seed {args.data_seed}, {args.copies} augmented cop"
+        f"{'y' if args.copies == 1 else 'ies'} each), default U-Net, training seeds "
+        f"{args.seeds} ({epochs} epochs; {minutes:.1f} min each on this machine). Test: "
+        f"{args.test_images} synthetic images per pixel size (seed {1000 + args.data_seed}), "
+        "ribbons 200-450 nm, the same field of view, never trained on. `err` = measured / true "
+        "- 1: each seed's mean over the images, mean +- sd over seeds; `abs_err` = mean "
+        "|measured / true - 1| over every image and seed; `image_sd` = the mid-line error's sd "
+        "over images (mean over seeds).\n\n"
         + table(summary, cols)
         + "\n`python -m benchmarks.scale"
-        + f" --train-images {args.train_images} --epochs {args.epochs}"
-        + f" --test-images {args.test_images} --seed {args.seed}`\n"
+        + f" --train-images {args.train_images} --copies {args.copies} --epochs {args.epochs}"
+        + f" --test-images {args.test_images} --seeds {' '.join(map(str, args.seeds))}`\n"
     )
-    result = {"args": {k: str(v) for k, v in vars(args).items()}, "train": train_metrics,
-              "train_s": round(train_s, 1), "summary": summary, "per_image": per_image}  # fmt: skip
+    result = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "train": trained,
+        "summary": summary,
+        "per_image": {
+            f"{nm:g}nm_{'resampled' if r else 'as_is'}": runs[(nm, r)] for nm, r in cells
+        },
+    }
     write(args.out, "scale", result, md)
 
 

@@ -173,14 +173,33 @@ def measured(mask: np.ndarray, medial: np.ndarray) -> np.ndarray:
     return np.isin(labels, np.unique(labels[ys, xs][labels[ys, xs] > 0]))
 
 
+REFERENCE = 2000  # at most this many mid-line points stand for a neighbourhood's widths
+
+
+def local_median(points: np.ndarray, widths: np.ndarray, at: np.ndarray, window: float):
+    """The median width of the mid-line points within ``window`` px, for each point of ``at``
+    (NaN where there are none): computed at up to ``REFERENCE`` evenly spread mid-line points
+    and read at the nearest one. The neighbourhood is hundreds of pixels wide, so the median
+    barely changes between neighbours, and memory stays bounded whatever the mask (a whole
+    image predicted as membrane has hundreds of thousands of mid-line points)."""
+    if not len(points) or not len(at):
+        return np.full(len(at), np.nan)
+    stride = -(-len(points) // REFERENCE)
+    ref, ref_w = points[::stride], widths[::stride]
+    tree = cKDTree(ref)
+    medians = np.array([np.nanmedian(ref_w[ix]) for ix in tree.query_ball_point(ref, r=window)])
+    dist, nearest = tree.query(at, distance_upper_bound=window)
+    out = np.full(len(at), np.nan)
+    found = np.isfinite(dist)
+    out[found] = medians[nearest[found]]
+    return out
+
+
 def oblique(points: np.ndarray, widths: np.ndarray, ratio: float, window: float) -> np.ndarray:
     """Points whose width exceeds ``ratio`` x the median width within ``window`` px."""
     if not len(points):
         return np.zeros(0, bool)
-    tree = cKDTree(points)
-    near = tree.query_ball_point(points, r=window)
-    local = np.array([np.nanmedian(widths[ix]) for ix in near])
-    return widths > ratio * local
+    return widths > ratio * local_median(points, widths, points, window)
 
 
 def profile(
@@ -212,10 +231,7 @@ def profile(
     # chord far thinner than the membrane around it (across a bump or a fragment beside it)
     # is no cross-section of the membrane and counts nowhere
     flags = oblique(pts, medial, oblique_ratio, oblique_window_px)
-    local = np.full(len(cross), np.nan)
-    if len(pts) and len(cross):
-        near = cKDTree(pts).query_ball_point(cross, r=oblique_window_px)
-        local = np.array([np.median(medial[ix]) if ix else np.nan for ix in near])
+    local = local_median(pts, medial, cross, oblique_window_px)
     thin = inter < local / oblique_ratio
     cross, inter, local = cross[~thin], inter[~thin], local[~thin]
     with np.errstate(invalid="ignore"):

@@ -200,3 +200,24 @@ def test_the_same_mask_measures_the_same_every_time():
     m = ribbon(13.3, 240, 31.0, True)
     runs = [thickness.summary(thickness.profile(m, 20), 5.0) for _ in range(3)]
     assert runs[0] == runs[1] == runs[2]
+
+
+def test_a_maze_of_membrane_is_measured_in_bounded_memory():
+    """A whole image predicted as membrane (hundreds of thousands of mid-line points) once
+    needed tens of GB for the neighbourhood medians; now it runs under a 3 GB address limit."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, numpy as np\n"
+        "from scipy import ndimage\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))\n"
+        "from gbmseg import thickness\n"
+        "noise = np.random.default_rng(0).normal(size=(1400, 1400))\n"
+        "mask = ndimage.gaussian_filter(noise, 4) > 0\n"
+        "p = thickness.profile(mask, 25, oblique_window_px=200)\n"
+        "assert len(p.medial) > 20000, len(p.medial)\n"
+        "print(len(p.medial))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
