@@ -4,8 +4,11 @@ import json
 
 import pytest
 
+from benchmarks.phantoms import ribbon
 from gbmseg.cli.app import build_parser, main
 from gbmseg.cli.base import overrides
+from gbmseg.data.io import binary_to_mask, write_png
+from gbmseg.data.scale import given
 from tests.conftest import TINY, path_overrides, tiny
 
 
@@ -59,7 +62,7 @@ def test_unknown_override_key_is_rejected(tmp_path, caplog):
 
 def test_an_unknown_set_is_named(tmp_path, caplog):
     assert main(["train", "lab", *_args(tmp_path)]) == 2
-    assert "no set 'lab'" in caplog.text
+    assert "'lab' is not a set in params.yaml `sets`" in caplog.text
 
 
 def test_evaluate_without_a_model(tmp_path, caplog):
@@ -84,3 +87,41 @@ def test_the_loop_chains_through_the_cli(tmp_path, capsys):
     assert (tmp_path / "models" / "finetune" / "model.pt").is_file()
     resolved = json.loads((tmp_path / "models" / "pretrained" / "pretrained.json").read_text())
     assert resolved["reference"].endswith("models/train/source") and resolved["images_seen"] > 0
+
+
+MISUSES = [  # (subcommand line, what the one line must say)
+    (["validate", "{tmp}/some/folder"], "is not a set in params.yaml `sets`"),
+    (["validate", "lab"], "'lab' is not a set"),
+    (["augment", "{tmp}/some/folder"], "is not a set"),
+    (["pack", "nosuchset"], "'nosuchset' is not a set"),
+    (["train", "{tmp}"], "`gbmseg validate target --raw"),
+    (["selfsup", "lab"], "'lab' is not named under selfsup.unlabelled"),
+    (["resolve", "--pretrained", "{tmp}/no/model"], "no/model"),
+    (["finetune"], "pretrained"),
+    (["evaluate", "--model", "{tmp}/no/model"], "missing; run `gbmseg pack` first"),
+    (["predict", "{tmp}/missing.png", "--model", "{tmp}/m"], "missing.png: no such image"),
+    (["measure", "{tmp}/missing"], "missing: no such mask or folder"),
+    (["measure", "{tmp}/masks", "--biopsies", "{tmp}/none.csv"], "none.csv: cannot read"),
+    (["pack", "-S", "pack.tiel=3"], "unknown key 'pack.tiel'"),
+    (["validate", "--params", "{tmp}/missing.yaml"], "missing.yaml"),
+]
+
+
+@pytest.mark.parametrize(("line", "says"), MISUSES, ids=[" ".join(m[0][:2]) for m in MISUSES])
+def test_every_mistyped_command_is_one_line_exit_2_and_writes_nothing(
+    tmp_path, capfd, caplog, line, says
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    write_png(tmp_path / "masks" / "a.png", binary_to_mask(ribbon(12, 100), "black"),
+              given(10.0, "test"))  # fmt: skip
+    before = sorted(work.rglob("*"))
+    words = [w.replace("{tmp}", str(tmp_path)) for w in line]
+    extra = [] if "--params" in words else _args(work)
+    assert main([*words, *extra]) == 2
+    err = capfd.readouterr().err + caplog.text
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "\n" not in errors[0], err  # one line
+    assert says in errors[0], errors[0]
+    assert "Traceback" not in err
+    assert sorted(work.rglob("*")) == before  # nothing written

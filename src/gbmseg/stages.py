@@ -89,7 +89,7 @@ def synth(params: Params, logger: RunLog | None = None) -> dict:
 def validate(params: Params, name: str, logger: RunLog | None = None) -> dict:
     from gbmseg.steps import validate as step
 
-    s, out = params.sets[name], params.paths(name).validated
+    s, out = params.labelled(name), params.paths(name).validated
     res = step.run(
         params.validate_,
         s.raw,
@@ -122,6 +122,8 @@ def pack(params: Params, name: str, logger: RunLog | None = None) -> dict:
 def train(params: Params, name: str, logger: RunLog | None = None, resume: bool = False) -> dict:
     from gbmseg.steps import train as step
 
+    params.labelled(name)
+    check_sets(params)  # refuses a set that nothing would use
     tp = params.train_params(name)
     return step.run(tp, params.paths(name).packed, logger, resume, params.augment)
 
@@ -142,7 +144,7 @@ def selfsup(params: Params, name: str, logger: RunLog | None = None) -> dict:
     return step.run(
         params.selfsup,
         t.model,
-        params.selfsup.unlabelled[name],
+        params.unlabelled(name),
         out,
         metrics,
         history,

@@ -96,7 +96,7 @@ def test_names_and_crop_sizes_are_checked(tmp_path):
         tiny(tmp_path, "selfsup.unlabelled={target: x}")
     with pytest.raises(ConfigError, match=r"multiple of selfsup\.patch"):
         tiny(tmp_path, "selfsup.tile=72")
-    with pytest.raises(ConfigError, match="no unlabelled folder 'lab'"):
+    with pytest.raises(ConfigError, match=r"'lab' is not named under selfsup\.unlabelled"):
         tiny(tmp_path).selfsup_paths("lab")
 
 

@@ -80,7 +80,7 @@ def apply_override(tree: dict, override: str) -> None:
 
 
 def _describe(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid parameters"]
+    lines = []
     for e in err.errors():
         where = (
             ".".join(str(p) for p in e["loc"])
@@ -88,14 +88,14 @@ def _describe(err: ValidationError, source: str) -> str:
             .replace("register_", "register")
         )
         if e["type"] == "extra_forbidden":
-            lines.append(f"  - unknown key '{where}' (check the spelling against params.yaml)")
+            lines.append(f"unknown key '{where}' (check the spelling against params.yaml)")
         elif e["type"] == "missing":
-            lines.append(f"  - missing key '{where}'")
+            lines.append(f"missing key '{where}'")
         elif not where:
-            lines.append(f"  - {e['msg'].removeprefix('Value error, ')}")
+            lines.append(e["msg"].removeprefix("Value error, "))
         else:
-            lines.append(f"  - '{where}': {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
+            lines.append(f"'{where}': {e['msg']} (got {e.get('input')!r})")
+    return f"{source}: invalid parameters: " + "; ".join(lines)
 
 
 def load_tree(path: str | Path) -> dict:

@@ -106,10 +106,33 @@ class Params(Section):
     def section(self, name: str) -> Section:
         return getattr(self, f"{name}_" if name in _ALIASED else name)
 
+    def labelled(self, name: str) -> LabelledSet:
+        """The set ``name``; ConfigError saying what to type instead (a folder where a set
+        name goes is the usual slip)."""
+        if name in self.sets:
+            return self.sets[name]
+        known = ", ".join(sorted(self.sets))
+        hint = "name one of them"
+        if "/" in name or Path(name).exists():
+            hint = (
+                f"a folder goes in params.yaml `sets.<name>.raw`, or on the command line as "
+                f"`gbmseg validate {self.finetune.target} --raw {name}`"
+            )
+        raise ConfigError(f"{name!r} is not a set in params.yaml `sets` (known: {known}); {hint}")
+
+    def unlabelled(self, name: str) -> str:
+        """The folder of unlabelled images ``name``; ConfigError listing the known ones."""
+        if name in self.selfsup.unlabelled:
+            return self.selfsup.unlabelled[name]
+        known = ", ".join(sorted(self.selfsup.unlabelled)) or "none"
+        raise ConfigError(
+            f"{name!r} is not named under selfsup.unlabelled (known: {known}); add "
+            f"`{name}: /path/to/images` there, or name a known one"
+        )
+
     def paths(self, name: str) -> SetPaths:
         """The folders and files of set ``name`` (a key of ``sets``)."""
-        if name not in self.sets:
-            raise ConfigError(f"no set {name!r} in params.yaml `sets` (known: {sorted(self.sets)})")
+        self.labelled(name)
         t = self.train
         return SetPaths(
             validated=Path(self.validate_.out) / name,
@@ -168,11 +191,7 @@ class Params(Section):
 
     def selfsup_paths(self, name: str) -> tuple[Path, Path, Path]:
         """(model folder, metrics JSON, loss-curve CSV) of unlabelled folder ``name``."""
-        if name not in self.selfsup.unlabelled:
-            raise ConfigError(
-                f"no unlabelled folder {name!r} in params.yaml `selfsup.unlabelled` "
-                f"(known: {sorted(self.selfsup.unlabelled)})"
-            )
+        self.unlabelled(name)
         s = self.selfsup
         return (
             Path(self.train.out) / name,

@@ -78,9 +78,11 @@ def write_json(path: str | Path, obj: Any) -> Path:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``path`` whole.
 
-    On error the temporary folder is removed and ``path`` is left as it was.
+    On error the temporary folder is removed, and so are the parent folders it had to
+    create: ``path`` and its surroundings are left as they were.
     """
     path = Path(path)
+    missing = [q for q in [path.parent, *path.parent.parents] if not q.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())
@@ -88,6 +90,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for q in missing:  # innermost first; a folder something else wrote into stays
+            with contextlib.suppress(OSError):
+                q.rmdir()
         raise
     old = path.with_name(f".{path.name}.old")
     shutil.rmtree(old, ignore_errors=True)
