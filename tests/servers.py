@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import pwd
@@ -94,13 +95,52 @@ def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = Non
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+def reachable_bin(bindir: Path, user: str | None) -> Path:
+    """``bindir``, or, when ``user`` cannot reach it (a checkout inside a home folder of mode
+    700 or 750), a copy of its installation in the temp folder that ``user`` can read,
+    made once and shared by the test workers."""
+    if user is None:
+        return bindir
+    probe = subprocess.run(_as_postgres(["test", "-x", str(bindir / "initdb")], user), check=False)
+    if probe.returncode == 0:
+        return bindir
+    # the wheel's layout: <site>/pgserver/pginstall/bin finds its libraries through the
+    # relative rpath $ORIGIN/../../../pgserver.libs, so both are copied, side by side
+    install = bindir.parent
+    site = install.parent.parent
+    key = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
+    dest = Path(tempfile.gettempdir()) / f"gbmseg-pginstall-{key}"
+    found = dest / install.parent.name / install.name / "bin"
+    if not (found / "initdb").is_file():
+        tmp = Path(tempfile.mkdtemp(prefix=f"{dest.name}.", dir=dest.parent))
+        skip = shutil.ignore_patterns("include")
+        shutil.copytree(
+            install, tmp / install.parent.name / install.name, symlinks=True, ignore=skip
+        )
+        for libs in site.glob(f"{install.parent.name}.libs"):
+            shutil.copytree(libs, tmp / libs.name, symlinks=True)
+        for q in [tmp, *tmp.rglob("*")]:
+            if q.is_dir():
+                q.chmod(0o755)
+        with contextlib.suppress(OSError):  # another worker may have put it there first
+            os.replace(tmp, dest)
+        shutil.rmtree(tmp, ignore_errors=True)
+    probe = subprocess.run(_as_postgres(["test", "-x", str(found / "initdb")], user), check=False)
+    if probe.returncode != 0:
+        raise RuntimeError(f"{user} can reach neither {bindir} nor its copy {found}")
+    return found
+
+
 @contextlib.contextmanager
-def postgres() -> Iterator[str]:
-    """A throw-away PostgreSQL cluster on 127.0.0.1; yields a SQLAlchemy URI of database mlflow."""
-    bindir = pg_bin()
+def postgres(bindir: Path | None = None) -> Iterator[str]:
+    """A throw-away PostgreSQL cluster on 127.0.0.1; yields a SQLAlchemy URI of database mlflow.
+    As root it runs as an unprivileged user, from a copy of the programs where that user
+    cannot reach the checkout's."""
+    bindir = bindir or pg_bin()
     if bindir is None:
         unavailable("no PostgreSQL programs: `make venv` installs them (pgserver)")
     user = _pg_user()
+    bindir = reachable_bin(bindir, user)
     root = Path(tempfile.mkdtemp(prefix="gbmseg-pg-"))
     root.chmod(0o755)
     if user is not None:
