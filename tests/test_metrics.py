@@ -49,9 +49,12 @@ def test_adapted_rand_error_counts_merged_regions():
 
 
 def test_threshold_sweep_pools_pixels():
-    truth = [np.array([[1, 0, 0, 1]], bool)]
-    prob = [np.array([[0.9, 0.6, 0.2, 0.4]])]
-    rows = M.sweep(truth, prob, np.array([0.3, 0.5, 0.7]))
+    from gbmseg.scoring import Sweep
+
+    sweep = Sweep(np.array([0.3, 0.5, 0.7]))
+    sweep.add(np.array([[1, 0]], bool), np.array([[0.9, 0.6]]))  # image by image, pooled
+    sweep.add(np.array([[0, 1]], bool), np.array([[0.2, 0.4]]))
+    rows = sweep.rows()
     assert [r["threshold"] for r in rows] == [0.3, 0.5, 0.7]
     assert rows[0]["recall"] == 1.0 and rows[0]["precision"] == pytest.approx(2 / 3)
     assert rows[1]["dice"] == pytest.approx(0.5) and rows[2]["precision"] == 1.0

@@ -2,6 +2,7 @@
 
 import json
 
+import mlflow
 import numpy as np
 import pytest
 import torch
@@ -39,7 +40,7 @@ def test_logged_model_loads_predicts_and_resolves_by_alias(store):
     assert tracking.alias_version(p.tracking.model_name, "champion") == version == "1"
     assert tracking.alias_version(p.tracking.model_name, "challenger") is None
 
-    model = tracking.load_pyfunc(f"models:/{p.tracking.model_name}@champion")
+    model = mlflow.pyfunc.load_model(f"models:/{p.tracking.model_name}@champion")
     x = np.random.default_rng(0).random((2, 1, 40, 56), dtype=np.float32)
     y = model.predict(x)
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
@@ -158,7 +159,7 @@ def test_mlflow_models_serve_answers_on_loopback(store):
             body = json.loads(r.read())
         y = np.asarray(body["predictions"], np.float32)
         assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
-        expected = tracking.load_pyfunc(f"models:/{p.tracking.model_name}@champion").predict(x)
+        expected = mlflow.pyfunc.load_model(f"models:/{p.tracking.model_name}@champion").predict(x)
         np.testing.assert_allclose(y, expected, atol=1e-5)
     finally:
         os.killpg(proc.pid, 15)

@@ -83,23 +83,3 @@ def scores(truth: np.ndarray, pred: np.ndarray, tolerance: float = 2.0) -> dict[
         "hd95": hd95(truth, pred),
         "adapted_rand_error": adapted_rand_error(truth, pred),
     }
-
-
-def sweep(truths: list[np.ndarray], probs: list[np.ndarray], thresholds: np.ndarray) -> list[dict]:
-    """Pooled Dice, IoU, precision and recall over all images for each threshold."""
-    rows = []
-    for t in thresholds:
-        tp = fp = fn = 0
-        for truth, prob in zip(truths, probs, strict=True):
-            a, b, c, _ = confusion(truth, prob > t)
-            tp, fp, fn = tp + a, fp + b, fn + c
-        rows.append(
-            {
-                "threshold": round(float(t), 3),
-                "dice": 2 * tp / max(1, 2 * tp + fp + fn),
-                "iou": tp / max(1, tp + fp + fn),
-                "precision": tp / max(1, tp + fp),
-                "recall": tp / max(1, tp + fn),
-            }
-        )
-    return rows

@@ -319,10 +319,6 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
-def load_pyfunc(uri: str):
-    return mlflow.pyfunc.load_model(uri)
-
-
 def version_of(uri: str) -> tuple[str, str] | None:
     """(name, version) a models:/NAME@ALIAS or models:/NAME/VERSION URI points to now."""
     if not uri.startswith("models:/"):

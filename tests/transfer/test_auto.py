@@ -85,14 +85,6 @@ def test_finetune_auto_writes_its_report_and_uses_the_choice(tmp_path):
     assert (out / "transfer_report.md").read_text().startswith("# Transfer")
 
 
-def test_the_model_replaces_its_own_head():
-    model = build({"depth": 2, "base": 4})
-    assert not model.replace_head(1)
-    assert model.replace_head(3)
-    assert model.head.out_channels == 3 and model.cfg.out_channels == 3
-    assert model(torch.zeros(1, 1, 16, 16)).shape == (1, 3, 16, 16)
-
-
 def test_encoder_learns_at_the_scaled_rate():
     model = build({"depth": 2, "base": 4})
     freezing.apply(model, "full", encoder_lr_scale=0.1)

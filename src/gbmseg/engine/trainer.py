@@ -1,7 +1,8 @@
 """The one training loop, used by ``train`` and ``finetune``.
 
-AdamW + linear warm-up and cosine decay, BCE + soft Dice, gradient clipping, early
-stopping on validation Dice, atomic best/last checkpoints, resume, NaN guard.
+AdamW or SGD with momentum (train.optimizer), linear warm-up then cosine or polynomial decay
+(train.schedule), BCE + soft Dice, gradient clipping, early stopping on validation Dice,
+atomic best/last checkpoints, resume, NaN guard.
 """
 
 from __future__ import annotations

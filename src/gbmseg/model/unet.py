@@ -116,15 +116,6 @@ class UNet(nn.Module):
         head regressed intensities, not structure)."""
         self.head.reset_parameters()
 
-    def replace_head(self, out_channels: int) -> bool:
-        """A fresh 1x1 output convolution with ``out_channels`` (the model's own surgery, like
-        smp's ``set_in_channels``); returns whether anything changed."""
-        if self.head.out_channels == out_channels:
-            return False
-        self.head = nn.Conv2d(self.head.in_channels, out_channels, 1)
-        self.cfg = UNetConfig(**{**self.cfg.to_dict(), "out_channels": out_channels})
-        return True
-
     def freeze(self, parts: list[str]) -> None:
         """Stop training the named sub-modules (e.g. ``encoders.0``, ``bottleneck``): no
         gradients, and their BatchNorm statistics stay fixed even in train mode."""
