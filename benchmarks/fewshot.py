@@ -194,8 +194,9 @@ def cell(target: str, sp: Split, k: int, seed: int, cfg: Config, on: str, work: 
             x, _ = load_split(packed, "train")
             d = auto.decide(model, x, k, k * 1024 * 1024, model.source_histogram(), p.finetune.auto)
             strategy, decision = d.strategy, d.quadrant
-        freezing.apply(model, strategy, p.finetune.shallow_levels, p.finetune.encoder_lr_scale)
-    folders.train(model, p.train, packed, out, p.augment)
+        freezing.apply(model, strategy, p.finetune.shallow_levels)
+    scales = freezing.lr_scales(model, p.finetune.encoder_lr_scale)
+    folders.train(model, p.train, packed, out, p.augment, lr_scales=scales)
     seconds = round(time.perf_counter() - t0, 1)
     images = sp.dev if on == "dev" else sp.test
     rows = folders.score(model, SHARED / target, images, "black", 256, "auto", tta=cfg.tta)

@@ -82,10 +82,11 @@ def pack(
     return len(xs)
 
 
-def train(model, p: TrainParams, packed: Path, out: Path, augment: AugmentParams | None):
-    """The train step's own fit (checkpoints in ``out.ckpt``), best weights loaded back."""
+def train(model, p: TrainParams, packed: Path, out: Path, augment: AugmentParams | None, **kw):
+    """The train step's own fit (checkpoints in ``out.ckpt``), best weights loaded back;
+    ``kw``: fit's keywords (``lr_scales``)."""
     p = p.model_copy(update={"checkpoints": f"{out}.ckpt"})
-    return fit(model, p, [Path(packed)], logger=None, augment=augment)
+    return fit(model, p, [Path(packed)], logger=None, augment=augment, **kw)
 
 
 METRICS = {

@@ -87,9 +87,10 @@ def cell(args, start: Path, arm: str, strategy: str, seed: int) -> dict:
     p = fewshot.params(cfg, out, fewshot.epochs_for(args.steps, manifest["tiles"]), seed)
     seed_everything(seed)
     model = checkpoint.load_model(start)
-    freezing.apply(model, strategy, p.finetune.shallow_levels, p.finetune.encoder_lr_scale)
+    freezing.apply(model, strategy, p.finetune.shallow_levels)
+    scales = freezing.lr_scales(model, p.finetune.encoder_lr_scale)
     t0 = time.perf_counter()
-    folders.train(model, p.train, packed, out, p.augment)
+    folders.train(model, p.train, packed, out, p.augment, lr_scales=scales)
     seconds = round(time.perf_counter() - t0, 1)
     rows = folders.score(model, SHARED / args.target, sp.dev, "black", 256, "auto")
     return {

@@ -87,8 +87,9 @@ def test_finetune_auto_writes_its_report_and_uses_the_choice(tmp_path):
 
 def test_encoder_learns_at_the_scaled_rate():
     model = build({"depth": 2, "base": 4})
-    freezing.apply(model, "full", encoder_lr_scale=0.1)
-    groups = {g["lr"]: len(g["params"]) for g in param_groups(model, 1e-3)}
+    freezing.apply(model, "full")
+    scales = freezing.lr_scales(model, encoder_lr_scale=0.1)
+    groups = {g["lr"]: len(g["params"]) for g in param_groups(model, 1e-3, scales)}
     assert sorted(groups) == [1e-3 * 0.1, 1e-3]
     n_enc = sum(1 for n, _ in model.named_parameters() if n.startswith(("encoders", "bottleneck")))
     assert groups[1e-3 * 0.1] == n_enc

@@ -123,8 +123,11 @@ def fit(
     logger: RunLog | None = None,
     resume: bool = False,
     augment: AugmentParams | None = None,
+    *,
+    lr_scales: dict[str, float] | None = None,
 ) -> FitResult:
-    """Train ``model`` in place on the packed sets; it ends holding the best epoch's weights."""
+    """Train ``model`` in place on the packed sets; it ends holding the best epoch's weights.
+    ``lr_scales``: learning-rate factors by parameter-name prefix (see ``Trainer``)."""
     ckpt_dir = Path(p.checkpoints)
     seed_everything(p.seed)
     d = distributed.from_env()
@@ -155,7 +158,9 @@ def fit(
     if p.compile:
         net = torch.compile(net)
     hook = logger.metrics if logger and d.is_main else None
-    trainer = Trainer(net, p, prec, ckpt_dir, on_metrics=hook, is_main=d.is_main)
+    trainer = Trainer(
+        net, p, prec, ckpt_dir, on_metrics=hook, is_main=d.is_main, lr_scales=lr_scales
+    )
     last = ckpt_dir / "last.pt"
     result = trainer.fit(train, val, resume_from=last if resume and last.is_file() else None)
     distributed.barrier()  # rank 0 has written best.pt
@@ -240,9 +245,11 @@ def train_and_publish(
     augment: AugmentParams | None = None,
     extra: dict | None = None,
     files: dict[str, str] | None = None,
+    *,
+    lr_scales: dict[str, float] | None = None,
 ) -> dict:
     """Fit, publish from rank 0 only, shut torchrun down; the step's result."""
-    result = fit(model, p, packed, logger, resume, augment)
+    result = fit(model, p, packed, logger, resume, augment, lr_scales=lr_scales)
     d = distributed.from_env()
     if not d.is_main:
         distributed.shutdown()

@@ -69,11 +69,14 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def param_groups(model: torch.nn.Module, lr: float) -> list[dict]:
-    """Trainable parameters grouped by learning rate: ``model.lr_scales`` (prefix -> factor,
-    set by fine-tuning) scales the base ``lr``; frozen parameters are left out."""
+def param_groups(
+    model: torch.nn.Module, lr: float, scales: dict[str, float] | None = None
+) -> list[dict]:
+    """Trainable parameters grouped by learning rate: ``scales`` (parameter-name prefix ->
+    factor, from fine-tuning's strategy) scales the base ``lr``; frozen parameters are left
+    out."""
     raw = unwrap(model)
-    scales: dict[str, float] = getattr(raw, "lr_scales", {})
+    scales = scales or {}
     groups: dict[float, list[torch.nn.Parameter]] = {}
     for name, q in raw.named_parameters():
         if q.requires_grad:

@@ -58,10 +58,14 @@ class Trainer:
         out: Path,
         on_metrics: MetricsHook | None = None,
         is_main: bool = True,
+        *,
+        lr_scales: dict[str, float] | None = None,
     ):
+        """``lr_scales``: parameter-name prefix -> factor of ``p.lr`` (fine-tuning's
+        strategy, ``gbmseg.transfer.freezing.lr_scales``); none: one rate for all."""
         self.model, self.p, self.prec, self.out = model, p, prec, Path(out)
         self.on_metrics, self.is_main = on_metrics, is_main
-        params = param_groups(model, p.lr)
+        params = param_groups(model, p.lr, lr_scales)
         if p.optimizer == "sgd":
             self.opt: torch.optim.Optimizer = torch.optim.SGD(
                 params, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay, nesterov=True

@@ -93,7 +93,6 @@ class UNet(nn.Module):
         # nm per pixel of the images it was trained on (0: unknown or mixed), saved with it
         self.register_buffer("data_pixel_size_nm", torch.zeros((), dtype=torch.float64))
         self.frozen: list[str] = []
-        self.lr_scales: dict[str, float] = {}  # parameter-name prefix -> lr factor
 
     def source_histogram(self) -> np.ndarray | None:
         """The training images' intensity histogram, or None when it was never recorded."""

@@ -102,7 +102,7 @@ def run(
         seed_everything(tp.seed)
         model.reset_head()
     strategy, reports = choose(p, model, packed, name, labelled)
-    counts = freezing.apply(model, strategy, p.shallow_levels, p.encoder_lr_scale)
+    counts = freezing.apply(model, strategy, p.shallow_levels)
     log.info("finetune: %s from %s, %s", strategy, name, counts)
     if logger:
         logger.params({"finetune": p.model_dump(mode="json"), **counts})
@@ -112,8 +112,9 @@ def run(
     seen = sorted(set(lifecycle.read_trained_on(pretrained)) | set(lifecycle.seen_images([packed])))
     extra = {"strategy": strategy, "pretrained": name, **counts}
     metrics = lifecycle.train_and_publish(
-        model, tp, [Path(packed)], "finetune", seen, logger, resume, augment, extra, reports
-    )
+        model, tp, [Path(packed)], "finetune", seen, logger, resume, augment, extra, reports,
+        lr_scales=freezing.lr_scales(model, p.encoder_lr_scale),
+    )  # fmt: skip
     if logger:
         for report in reports:
             logger.artifact(Path(tp.out) / report, "transfer")
