@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +168,14 @@ def test_the_pixel_size_travels_from_tiff_and_dm4_through_predict_to_measure(tmp
                      metadata={"unit": "nm"})  # fmt: skip
     write_dm(tmp_path / "in" / "b.dm4", img, (7.0, 7.0), "nm")
     model = save(dark_model(), tmp_path / "model")
-    res = predict.run(_p(tile=256), str(model), [tmp_path / "in"], tmp_path / "pred", "black")
+    res = predict.run(
+        _p(tile=256, labelme=True), str(model), [tmp_path / "in"], tmp_path / "pred", "black"
+    )
+    drafts = json.loads((tmp_path / "pred" / "b.json").read_text())  # labelme keeps the scale
+    assert (drafts["pixel_size_nm"], drafts["pixel_size_source"]) == (
+        7.0,
+        "DM4 calibration of b.dm4",
+    )
     assert [(r["pixel_size_nm"], r["pixel_size_source"]) for r in res] == [
         (5.0, "ImageJ resolution and unit of a.tif"),
         (7.0, "DM4 calibration of b.dm4"),
