@@ -171,6 +171,8 @@ def test_the_pixel_size_travels_from_tiff_and_dm4_through_predict_to_measure(tmp
     res = predict.run(
         _p(tile=256, labelme=True), str(model), [tmp_path / "in"], tmp_path / "pred", "black"
     )
+    with tifffile.TiffFile(tmp_path / "pred" / "a.mask.tif") as tif:  # what Fiji/QuPath read
+        assert tif.is_ome and 'PhysicalSizeX="0.005"' in tif.ome_metadata
     drafts = json.loads((tmp_path / "pred" / "b.json").read_text())  # labelme keeps the scale
     assert (drafts["pixel_size_nm"], drafts["pixel_size_source"]) == (
         7.0,

@@ -26,6 +26,7 @@ UNIT_NM = {
 ANISOTROPY = 0.005  # x and y may differ by this fraction (drift-corrected cameras), warned
 PLAUSIBLE_NM = (0.01, 5000.0)  # an EM pixel: from atomic resolution to a 5 um overview
 TAG = "gbmseg"  # key of the record gbmseg writes beside the calibration (its source)
+TIFF_TAG = 65000  # a private TIFF tag holding that record (JSON)
 
 
 class CalibrationError(ValueError):
@@ -123,7 +124,17 @@ def _recorded_source(description: str) -> str | None:
 
 def from_tiff(tif, where: Path) -> PixelSize | None:
     """OME-XML, else the resolution tags with ImageJ's unit, else in centimetres; a TIFF
-    whose resolution is in inches (scanners, screenshots: 72 dpi) or absent has none."""
+    whose resolution is in inches (scanners, screenshots: 72 dpi) or absent has none. The
+    origin gbmseg recorded in a file it wrote (its private tag) names the source."""
+    tags = tif.pages[0].tags
+    origin = _recorded_source(tags[TIFF_TAG].value) if TIFF_TAG in tags else None
+    found = _tiff_calibration(tif, where)
+    if found is not None and origin:
+        return PixelSize(found.x_nm, found.y_nm, origin)
+    return found
+
+
+def _tiff_calibration(tif, where: Path) -> PixelSize | None:
     if tif.is_ome and tif.ome_metadata:
         found = _ome(tif.ome_metadata, where)
         if found is not None:
@@ -140,13 +151,11 @@ def from_tiff(tif, where: Path) -> PixelSize | None:
         return None
     unit = (tif.imagej_metadata or {}).get("unit")
     if unit:
-        to_nm, source = unit_nm(unit, where), "ImageJ resolution and unit"
+        to_nm, source = unit_nm(unit, where), f"ImageJ resolution and unit of {where.name}"
     elif "ResolutionUnit" in tags and tags["ResolutionUnit"].value == 3:
-        to_nm, source = 1e7, "TIFF resolution tags (cm)"
+        to_nm, source = 1e7, f"TIFF resolution tags (cm) of {where.name}"
     else:
         return None
-    desc = tags["ImageDescription"].value if "ImageDescription" in tags else ""
-    source = _recorded_source(desc) or f"{source} of {where.name}"
     return checked(to_nm / per[0], to_nm / per[1], source, where)
 
 
@@ -189,8 +198,16 @@ def png_metadata(pixel_size: PixelSize) -> tuple[tuple[float, float], dict[str, 
 
 
 def tiff_metadata(pixel_size: PixelSize) -> dict:
-    """tifffile.imwrite keyword arguments: resolution in pixels per cm, and the source."""
-    per_cm = 1e7 / pixel_size.nm
-    desc = json.dumps({TAG: pixel_size.record()})
-    return {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER",
-            "description": desc, "metadata": None}  # fmt: skip
+    """tifffile.imwrite keyword arguments: OME-XML PhysicalSizeX/Y (what Fiji, QuPath and
+    napari read), the resolution tags in pixels per cm, and the origin in a private tag."""
+    per_cm, um = 1e7 / pixel_size.nm, pixel_size.nm / 1e3
+    ome = {"axes": "YX", "PhysicalSizeX": um, "PhysicalSizeXUnit": "µm",
+           "PhysicalSizeY": um, "PhysicalSizeYUnit": "µm"}  # fmt: skip
+    record = json.dumps({TAG: pixel_size.record()})
+    return {
+        "ome": True,
+        "metadata": ome,
+        "resolution": (per_cm, per_cm),
+        "resolutionunit": "CENTIMETER",
+        "extratags": [(TIFF_TAG, "s", 0, record, True)],
+    }
