@@ -26,7 +26,7 @@ from gbmseg.config import load
 from gbmseg.steps import predict
 p = load(sys.argv[1]).predict
 t = time.perf_counter()
-predict.run(p, sys.argv[2], [sys.argv[3]], sys.argv[4], "black")
+predict.run(p, sys.argv[2], [sys.argv[3]], sys.argv[4], positive="black")
 secs = time.perf_counter() - t
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": secs, "peak_rss_mb": rss}))

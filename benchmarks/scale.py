@@ -86,7 +86,7 @@ def measure_through(model: Path, folder: Path, truth: dict, resample: bool, work
     p = rooted(work, f"predict.resample={str(resample).lower()}", "predict.amp=auto")
     tag = f"{folder.name}_{'resampled' if resample else 'as_is'}"
     t0 = time.perf_counter()
-    predict.run(p.predict, str(model), [folder / "images"], work / "pred" / tag, "black")
+    predict.run(p.predict, str(model), [folder / "images"], work / "pred" / tag, positive="black")
     seconds = time.perf_counter() - t0
     table_ = measure.run(p.measure, [work / "pred" / tag], work / "measure" / tag, "black")
     rows = []

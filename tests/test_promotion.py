@@ -98,9 +98,9 @@ def _register(root, p, name, group="g", lock=""):
             p.tracking,
             _eval_params(root, p, name),
             _target(p)[0],
-            run,
-            root / name / "model",
-            {"who": name},
+            logger=run,
+            model_dir=root / name / "model",
+            tags={"who": name},
         )
 
 

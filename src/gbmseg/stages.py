@@ -81,7 +81,7 @@ def synth(params: Params, logger: RunLog | None = None) -> dict:
         src.raw if src else None,
         params.target.raw,
         src.positive if src and isinstance(src.positive, str) else "black",
-        params.target_positive,
+        target_positive=params.target_positive,
     )
     return {name: len(m["images"]) for name, m in meta.items()}
 
@@ -95,7 +95,7 @@ def validate(params: Params, name: str, logger: RunLog | None = None) -> dict:
         s.raw,
         out,
         s.positive,
-        logger,
+        logger=logger,
         pixel_size_nm=s.pixel_size_nm,
         set_key=f"sets.{name}.pixel_size_nm",
     )
@@ -113,7 +113,9 @@ def pack(params: Params, name: str, logger: RunLog | None = None) -> dict:
     from gbmseg.steps import pack as step
 
     sp = params.paths(name)
-    res = step.run(params.pack, sp.validated, sp.augmented, sp.packed, sp.split_file, logger)
+    res = step.run(
+        params.pack, sp.validated, sp.augmented, sp.packed, split_file=sp.split_file, logger=logger
+    )
     return {f"{s}_images": len(v["sources"]) for s, v in res["splits"].items()} | {
         f"{s}_tiles": v["tiles"] for s, v in res["splits"].items()
     }
@@ -125,7 +127,7 @@ def train(params: Params, name: str, logger: RunLog | None = None, resume: bool 
     params.labelled(name)
     check_sets(params)  # refuses a set that nothing would use
     tp = params.train_params(name)
-    return step.run(tp, params.paths(name).packed, logger, resume, params.augment)
+    return step.run(tp, params.paths(name).packed, logger, resume, augment=params.augment)
 
 
 def target_test_images(params: Params) -> set[str]:
@@ -146,12 +148,12 @@ def selfsup(params: Params, name: str, logger: RunLog | None = None) -> dict:
         t.model,
         params.unlabelled(name),
         out,
-        metrics,
-        history,
-        target_test_images(params),
-        t.device,
-        t.amp,
-        logger,
+        metrics=metrics,
+        history=history,
+        exclude=target_test_images(params),
+        device=t.device,
+        amp=t.amp,
+        logger=logger,
     ) | {"out": str(out)}
 
 
@@ -170,7 +172,16 @@ def finetune(params: Params, logger: RunLog | None = None, resume: bool = False)
     name = json.loads(info.read_text())["reference"] if info.is_file() else str(folder)
     packed = params.paths(params.finetune.target).packed
     tp = params.finetune_train_params()
-    return step.run(params.finetune, tp, folder, packed, logger, resume, params.augment, name)
+    return step.run(
+        params.finetune,
+        tp,
+        folder,
+        packed,
+        logger=logger,
+        resume=resume,
+        augment=params.augment,
+        pretrained_name=name,
+    )
 
 
 def evaluate(params: Params, logger: RunLog | None = None) -> dict:
@@ -178,7 +189,15 @@ def evaluate(params: Params, logger: RunLog | None = None) -> dict:
 
     e, sp = params.evaluate, params.paths(params.finetune.target)
     baseline = e.baseline or None
-    return step.run(e, e.model, sp.validated, sp.packed, baseline, logger, params.measure)
+    return step.run(
+        e,
+        e.model,
+        sp.validated,
+        sp.packed,
+        baseline_dir=baseline,
+        logger=logger,
+        thickness=params.measure,
+    )
 
 
 def register(params: Params, logger: RunLog) -> dict:
@@ -193,8 +212,8 @@ def register(params: Params, logger: RunLog) -> dict:
         params.tracking,
         params.evaluate,
         validated,
-        logger,
-        params.evaluate.model,
-        tags,
+        logger=logger,
+        model_dir=params.evaluate.model,
+        tags=tags,
     )
     return res | {"tracking_uri": tracking.resolve_uri(params.tracking)}

@@ -135,7 +135,7 @@ def test_compare_prediction_with_label_and_bland_altman(tmp_path):
         _write(tmp_path / "pred", f"im{i}.mask.tif".replace(".tif", ".png"), ribbon(pred_w, 240))
         _write(tmp_path / "labels", f"im{i}.png", ribbon(true_w, 240))
     p = params("measure.pixel_size_nm=5").measure
-    measure.run(p, [tmp_path / "pred"], tmp_path / "m", "black", [tmp_path / "labels"])
+    measure.run(p, [tmp_path / "pred"], tmp_path / "m", "black", compare=[tmp_path / "labels"])
     agree = pd.read_csv(tmp_path / "m" / "agreement.csv").set_index("image")
     rel = agree["medial_median_nm_rel_diff"]
     assert rel["im0.mask.png"] == pytest.approx(0, abs=0.01)
@@ -144,7 +144,7 @@ def test_compare_prediction_with_label_and_bland_altman(tmp_path):
     assert (tmp_path / "m" / "bland_altman.png").is_file()
     (tmp_path / "labels" / "im2.png").unlink()
     with pytest.raises(DataError, match=r"no label mask named like \['im2.mask.png'\]"):
-        measure.run(p, [tmp_path / "pred"], tmp_path / "m2", "black", [tmp_path / "labels"])
+        measure.run(p, [tmp_path / "pred"], tmp_path / "m2", "black", compare=[tmp_path / "labels"])
 
 
 def test_synthetic_masks_match_their_recorded_thickness(tmp_path):

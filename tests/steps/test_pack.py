@@ -80,7 +80,7 @@ def test_an_edited_row_pins_an_image(packed):
     table = splits.read(sp.split_file)
     name = next(n for n, s in table.items() if s == "train")
     splits.write(sp.split_file, {**table, name: "val"})
-    pack.run(p.pack, sp.validated, sp.augmented, sp.packed, sp.split_file)
+    pack.run(p.pack, sp.validated, sp.augmented, sp.packed, split_file=sp.split_file)
     manifest = json.loads((sp.packed / "manifest.json").read_text())
     assert name in manifest["splits"]["val"]["sources"]
 
@@ -143,5 +143,11 @@ def test_pack_scale_needs_a_pixel_size_for_every_image(tmp_path):
     manifest.write_text(json.dumps(entries))
     with pytest.raises(DataError, match=rf"{first}\.png: no pixel size, so it cannot be brought "
                        r"to pack\.scale_nm = 10"):  # fmt: skip
-        pack.run(p.pack, p.paths("target").validated, None, tmp_path / "out", tmp_path / "s.csv")
+        pack.run(
+            p.pack,
+            p.paths("target").validated,
+            None,
+            tmp_path / "out",
+            split_file=tmp_path / "s.csv",
+        )
     assert not (tmp_path / "out").exists()

@@ -36,7 +36,9 @@ def test_masks_match_probabilities_and_polarity(tmp_path, model_dir):
     img[0, :2] = (0, 255)  # full range, so the 16-bit copy stretches back to the same bytes
     Image.fromarray(img).save(tmp_path / "a.png")
     tifffile.imwrite(tmp_path / "b.tif", (img.astype(np.uint16) * 257))  # 16-bit TIFF
-    res = predict.run(_p(probabilities=True), str(model_dir), [tmp_path], tmp_path / "out", "black")
+    res = predict.run(
+        _p(probabilities=True), str(model_dir), [tmp_path], tmp_path / "out", positive="black"
+    )
     assert [r["image"].split("/")[-1] for r in res] == ["a.png", "b.tif"]
     model = checkpoint.load_model(model_dir)
     prob = predict_proba(model, img, resolve("cpu", "fp32"), tile=64, batch=2)
@@ -52,18 +54,18 @@ def test_masks_match_probabilities_and_polarity(tmp_path, model_dir):
 def test_white_polarity(tmp_path, model_dir):
     img = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
     Image.fromarray(img).save(tmp_path / "a.png")
-    predict.run(_p(), str(model_dir), [tmp_path / "a.png"], tmp_path / "w", "white")
-    predict.run(_p(), str(model_dir), [tmp_path / "a.png"], tmp_path / "k", "black")
+    predict.run(_p(), str(model_dir), [tmp_path / "a.png"], tmp_path / "w", positive="white")
+    predict.run(_p(), str(model_dir), [tmp_path / "a.png"], tmp_path / "k", positive="black")
     w, k = (tifffile.imread(tmp_path / d / "a.mask.tif") for d in ("w", "k"))
     np.testing.assert_array_equal(w, 255 - k)
 
 
 def test_missing_input_is_named(tmp_path, model_dir):
     with pytest.raises(DataError, match=r"nope\.png: no such image or folder"):
-        predict.run(_p(), str(model_dir), [tmp_path / "nope.png"], tmp_path / "o", "black")
+        predict.run(_p(), str(model_dir), [tmp_path / "nope.png"], tmp_path / "o", positive="black")
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "z.png")
     with pytest.raises(checkpoint.CheckpointError, match="no such checkpoint"):
-        predict.run(_p(), str(tmp_path / "nomodel"), [tmp_path], tmp_path / "o", "black")
+        predict.run(_p(), str(tmp_path / "nomodel"), [tmp_path], tmp_path / "o", positive="black")
 
 
 def test_uncompressed_tiff_is_streamed_and_gives_the_same_mask(tmp_path, model_dir):
@@ -72,7 +74,7 @@ def test_uncompressed_tiff_is_streamed_and_gives_the_same_mask(tmp_path, model_d
     Image.fromarray(img).save(tmp_path / "same.png")
     assert isinstance(predict.open_image(tmp_path / "plain.tif"), predict.TiffRows)
     assert np.array_equal(predict.open_image(tmp_path / "plain.tif")[10:20, 5:9], img[10:20, 5:9])
-    predict.run(_p(), str(model_dir), [tmp_path], tmp_path / "o", "black")
+    predict.run(_p(), str(model_dir), [tmp_path], tmp_path / "o", positive="black")
     a, b = (tifffile.imread(tmp_path / "o" / f"{n}.mask.tif") for n in ("plain", "same"))
     np.testing.assert_array_equal(a, b)
 
@@ -95,7 +97,9 @@ def test_labelme_round_trip_gives_back_the_predicted_mask(tmp_path, model_dir):
         img = np.where((r > 12 + 2 * i) & (r < 32), 30, 220) + rng.normal(0, 20, r.shape)
         Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(lab / "images" / f"im{i}.png")
     out = tmp_path / "pred"
-    res = predict.run(_p(labelme=True), str(model_dir), [lab / "images"], out, "black", "gbm")
+    res = predict.run(
+        _p(labelme=True), str(model_dir), [lab / "images"], out, positive="black", label="gbm"
+    )
     docs = {r["labelme"]: json.loads(Path(r["labelme"]).read_text()) for r in res}
     assert all(
         d["imagePath"] == f"../lab/images/{p.split('/')[-1][:-5]}.png" for p, d in docs.items()
@@ -127,7 +131,7 @@ def test_two_runs_into_one_folder_never_mix_their_files(tmp_path, model_dir):
                 str(model_dir),
                 [tmp_path / "a.png"],
                 tmp_path / "o",
-                "black",
+                positive="black",
             )
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -169,7 +173,11 @@ def test_the_pixel_size_travels_from_tiff_and_dm4_through_predict_to_measure(tmp
     write_dm(tmp_path / "in" / "b.dm4", img, (7.0, 7.0), "nm")
     model = save(dark_model(), tmp_path / "model")
     res = predict.run(
-        _p(tile=256, labelme=True), str(model), [tmp_path / "in"], tmp_path / "pred", "black"
+        _p(tile=256, labelme=True),
+        str(model),
+        [tmp_path / "in"],
+        tmp_path / "pred",
+        positive="black",
     )
     with tifffile.TiffFile(tmp_path / "pred" / "a.mask.tif") as tif:  # what Fiji/QuPath read
         assert tif.is_ome and 'PhysicalSizeX="0.005"' in tif.ome_metadata
@@ -210,7 +218,9 @@ def test_an_uncalibrated_png_is_segmented_but_measure_refuses_it_naming_the_flag
     Image.fromarray(img).save(tmp_path / "a.png")
     model = save(dark_model(20.0), tmp_path / "model")
     with caplog.at_level("WARNING"):
-        predict.run(_p(tile=256), str(model), [tmp_path / "a.png"], tmp_path / "pred", "black")
+        predict.run(
+            _p(tile=256), str(model), [tmp_path / "a.png"], tmp_path / "pred", positive="black"
+        )
     assert "carries no pixel size; segmented as it comes" in caplog.text
     out = tmp_path / "m"
     assert main(["measure", str(tmp_path / "pred"), "--out", str(out)]) == 2

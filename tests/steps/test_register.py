@@ -33,7 +33,12 @@ def test_a_model_other_than_the_evaluated_one_is_refused(world, store):  # noqa:
         pytest.raises(DataError, match="is not the model evaluate scored"),
     ):
         register.run(
-            p.register_, p.tracking, _eval_params(root, p, "good"), _target(p)[0], run, other
+            p.register_,
+            p.tracking,
+            _eval_params(root, p, "good"),
+            _target(p)[0],
+            logger=run,
+            model_dir=other,
         )
     assert tracking.alias_version(p.tracking.model_name, "challenger") is None
     assert tracking.find_version(p.tracking.model_name, "x") is None

@@ -78,7 +78,10 @@ def test_a_folder_of_test_images_only_is_refused_and_nothing_is_written(lab, tmp
     exclude = {pixels_sha256(read_image(test_image))}
     paths = (tmp_path / "m", tmp_path / "m.json", tmp_path / "m.csv")
     with pytest.raises(DataError, match="no unlabelled image is left"):
-        selfsup.run(p.selfsup, p.train.model, folder, *paths, exclude)
+        out, metrics, history = paths
+        selfsup.run(
+            p.selfsup, p.train.model, folder, out, metrics=metrics, history=history, exclude=exclude
+        )
     assert not any(q.exists() for q in paths)
 
 
@@ -86,8 +89,14 @@ def test_an_unreadable_image_is_named(lab, tmp_path):
     _, p, _, _ = lab
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match=r"broken\.png"):
-        selfsup.run(p.selfsup, p.train.model, tmp_path, tmp_path / "m", tmp_path / "m.json",
-                    tmp_path / "m.csv")  # fmt: skip
+        selfsup.run(
+            p.selfsup,
+            p.train.model,
+            tmp_path,
+            tmp_path / "m",
+            metrics=tmp_path / "m.json",
+            history=tmp_path / "m.csv",
+        )
     assert not (tmp_path / "m").exists()
 
 

@@ -35,7 +35,9 @@ def _predict(args, params: Params) -> dict:
     p = params.predict
     stages.setup_registry(params, args.model)
     label = params.validate_.labels[0]
-    res = predict.run(p, args.model, args.images, p.out, params.target_positive, label)
+    res = predict.run(
+        p, args.model, args.images, p.out, positive=params.target_positive, label=label
+    )
     return {
         "images": len(res),
         "out": p.out,
@@ -77,7 +79,9 @@ def _measure(args, params: Params) -> dict:
     from gbmseg.steps import measure
 
     out = params.measure.out
-    table = measure.run(params.measure, args.masks, out, params.target_positive, args.compare)
+    table = measure.run(
+        params.measure, args.masks, out, params.target_positive, compare=args.compare
+    )
     page = f"{out}/biopsy_report.html"
     return {
         "masks": len(table),

@@ -91,6 +91,7 @@ def run(
     model_dir: str | Path,
     validated: str | Path,
     packed: str | Path,
+    *,
     baseline_dir: str | Path | None = None,
     logger: RunLog | None = None,
     thickness: MeasureParams | None = None,

@@ -87,6 +87,7 @@ def run(
     tp: TrainParams,
     pretrained: str | Path,
     packed: str | Path,
+    *,
     logger: RunLog | None = None,
     resume: bool = False,
     augment: AugmentParams | None = None,

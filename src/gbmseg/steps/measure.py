@@ -164,6 +164,7 @@ def run(
     masks: list[str | Path],
     out: str | Path,
     positive: str,
+    *,
     compare: list[str | Path] | None = None,
 ) -> pd.DataFrame:
     """Measure every mask; with ``compare`` (label masks) also the agreement with them."""

@@ -105,6 +105,7 @@ def run(
     validated: str | Path,
     augmented: str | Path | None,
     out: str | Path,
+    *,
     split_file: str | Path,
     logger: RunLog | None = None,
 ) -> dict:

@@ -215,6 +215,7 @@ def run(
     model_ref: str,
     inputs: list[str | Path],
     out: str | Path,
+    *,
     positive: str,
     label: str = "gbm",
 ) -> list[dict]:

@@ -127,6 +127,7 @@ def run(
     tp: TrackingParams,
     ep: EvaluateParams,
     validated: str | Path,
+    *,
     logger: tracking.RunLogger,
     model_dir: str | Path | None = None,
     tags: dict[str, str] | None = None,

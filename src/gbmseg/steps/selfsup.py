@@ -75,6 +75,7 @@ def run(
     model_p: ModelParams,
     folder: str | Path,
     out: str | Path,
+    *,
     metrics: str | Path,
     history: str | Path,
     exclude: set[str] | frozenset[str] = frozenset(),

@@ -170,6 +170,7 @@ def run(
     source: str | Path | None,
     target: str | Path,
     source_positive: str = "black",
+    *,
     target_positive: str = "black",
 ) -> dict:
     """The demo's two sets: a source domain to pretrain on and the lab-like target."""

@@ -22,6 +22,7 @@ def run(
     packed: str | Path | list[str | Path],
     logger: RunLog | None = None,
     resume: bool = False,
+    *,
     augment: AugmentParams | None = None,
 ) -> dict:
     """Train on the ``train`` split of ``packed`` (several folders: trained on together),

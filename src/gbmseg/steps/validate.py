@@ -134,8 +134,8 @@ def run(
     raw: str | Path,
     out: str | Path,
     positive: str | dict[str, str],
-    logger: RunLog | None = None,
     *,
+    logger: RunLog | None = None,
     pixel_size_nm: float | None = None,
     set_key: str = "sets.<set>.pixel_size_nm",
 ) -> dict:
