@@ -124,3 +124,35 @@ def test_a_missing_code_dep_is_caught(tmp_path):
     gaps = uncovered(tmp_path / "dvc.yaml")
     assert list(gaps) == ["finetune"]
     assert "src/gbmseg/engine/lifecycle.py" in gaps["finetune"]
+
+
+def test_step_functions_take_arguments_past_the_fourth_by_keyword():
+    loose = []
+    for f in sorted((SRC / "gbmseg" / "steps").glob("*.py")):
+        for node in ast.parse(f.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name == "run" and len(node.args.args) > 4:
+                loose.append(f"{f.name}: {[a.arg for a in node.args.args[4:]]}")
+    assert not loose, loose
+
+
+def test_no_model_attribute_carries_learning_rates():
+    """Parameter groups reach the trainer as an argument, never hung on the model (set as an
+    attribute, or looked up with getattr)."""
+
+    def hidden(n: ast.AST) -> bool:
+        if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store):
+            return n.attr == "lr_scales"
+        return (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Name)
+            and n.func.id == "getattr"
+            and any(isinstance(a, ast.Constant) and a.value == "lr_scales" for a in n.args)
+        )
+
+    found = [
+        f"{f.relative_to(ROOT)}:{n.lineno}"
+        for f in (SRC / "gbmseg").rglob("*.py")
+        for n in ast.walk(ast.parse(f.read_text()))
+        if hidden(n)
+    ]
+    assert not found, found
