@@ -84,3 +84,28 @@ def test_default_params_reproduce_the_hash_in_data_dvc(tmp_path):
         check=True,
     )
     assert json.loads(out.stdout) == {}, out.stdout
+
+
+def test_another_pixel_size_images_the_same_kind_of_specimen(tiny_params):
+    """At 10 nm/px the same seed draws the same membrane, twice as many pixels across; taken
+    to 20 nm/px it matches the 20 nm/px rendering (its grain and blur are lengths in nm; the
+    noise, the detector's, is per pixel, so it is left out here)."""
+    from gbmseg.data import resample
+
+    def draw(nm, size):
+        p = tiny_params.synth.model_copy(update={"pixel_size_nm": nm, "size": size, "noise_std": 0})
+        return synth.render(np.random.default_rng(5), p, "target")
+
+    img20, mask20, t20 = draw(20.0, 256)
+    img10, mask10, t10 = draw(10.0, 512)
+    assert t10 == pytest.approx(2 * t20)  # the same membrane, in pixels of half the size
+    down = resample.mask(mask10, (256, 256))
+    assert 2 * (down & mask20).sum() / (down.sum() + mask20.sum()) > 0.97
+    from scipy import ndimage
+
+    def fine(img):  # grain and edges: what is left after smoothing away the large shapes
+        return float((img - ndimage.gaussian_filter(img, 3.0)).std())
+
+    small = resample.image(img10, (256, 256)).astype(float)
+    assert small.std() == pytest.approx(img20.std(), rel=0.05)
+    assert fine(small) == pytest.approx(fine(img20.astype(float)), rel=0.15)

@@ -42,6 +42,11 @@ class Look:
     lines: int  # thin cell membranes per image
 
 
+# The looks are drawn at 20 nm/px. Every length in them (texture grain, blur, thin clutter
+# lines, margins) is a length in the specimen, so another synth.pixel_size_nm images the same
+# kind of specimen at another magnification; only the noise is per pixel (the detector's).
+REFERENCE_NM = 20.0
+
 LOOKS = {
     "target": Look((150, 185), 95, 102, 16, 2.0, 1.2, 2.2, 4),
     "source": Look((200, 225), 105, 150, 10, 4.0, 1.3, 1.5, 4),
@@ -72,7 +77,7 @@ def _distance(line: np.ndarray, pix: np.ndarray, size: int) -> tuple[np.ndarray,
     return dist.reshape(size, size), idx
 
 
-def _clutter(rng, size, dist, side, thickness_px, p: SynthParams, line) -> np.ndarray:
+def _clutter(rng, size, dist, side, thickness_px, p: SynthParams, line, f: float) -> np.ndarray:
     """Unlabelled dark look-alikes: foot processes, thin membranes, blobs (a boolean map)."""
     yy, xx = np.mgrid[0:size, 0:size]
     out = np.zeros((size, size), bool)
@@ -86,15 +91,15 @@ def _clutter(rng, size, dist, side, thickness_px, p: SynthParams, line) -> np.nd
         cx, cy = rng.uniform(0, size, 2)
         ax, ay = r * rng.uniform(0.6, 1.4, 2)
         out |= ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1
-    return out & (dist > thickness_px / 2 + 1)
+    return out & (dist > thickness_px / 2 + f)
 
 
-def _membranes(rng, size: int, n: int, keep_out: np.ndarray) -> np.ndarray:
+def _membranes(rng, size: int, n: int, keep_out: np.ndarray, f: float) -> np.ndarray:
     pix = np.stack(np.mgrid[0:size, 0:size][::-1], axis=-1).reshape(-1, 2).astype(float)
     out = np.zeros((size, size), bool)
     for _ in range(n):
         d, _ = _distance(_centerline(rng, size), pix, size)
-        out |= d <= rng.uniform(0.8, 1.6)
+        out |= d <= rng.uniform(0.8, 1.6) * f
     return out & ~keep_out
 
 
@@ -103,6 +108,7 @@ def render(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """One (image uint8, structure {0,1}, thickness_px) triple of ``domain``."""
     look, size = LOOKS[domain], p.size
+    f = REFERENCE_NM / p.pixel_size_nm  # pixels per pixel of the reference scale
     thickness_px = float(rng.uniform(*p.thickness_nm)) / p.pixel_size_nm
     line = _centerline(rng, size)
     yy, xx = np.mgrid[0:size, 0:size]
@@ -115,12 +121,12 @@ def render(
     ribbon = dist <= thickness_px / 2
 
     img = np.where(side, look.sides[0], look.sides[1]).astype(np.float64)
-    img += look.texture * _texture(rng, size, look.texture_sigma)
-    clutter = _clutter(rng, size, dist, side, thickness_px, p, line)
-    clutter |= _membranes(rng, size, look.lines, dist <= thickness_px / 2 + 2)
-    img[clutter] = look.clutter + 0.5 * look.texture * _texture(rng, size, 1.0)[clutter]
-    img[ribbon] = look.ribbon + 0.5 * look.texture * _texture(rng, size, 1.0)[ribbon]
-    img = ndimage.gaussian_filter(img, look.blur)
+    img += look.texture * _texture(rng, size, look.texture_sigma * f)
+    clutter = _clutter(rng, size, dist, side, thickness_px, p, line, f)
+    clutter |= _membranes(rng, size, look.lines, dist <= thickness_px / 2 + 2 * f, f)
+    img[clutter] = look.clutter + 0.5 * look.texture * _texture(rng, size, f)[clutter]
+    img[ribbon] = look.ribbon + 0.5 * look.texture * _texture(rng, size, f)[ribbon]
+    img = ndimage.gaussian_filter(img, look.blur * f)
     img += rng.normal(0, p.noise_std * look.noise, img.shape)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), ribbon.astype(np.uint8), thickness_px
 
