@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gbmseg.config import apply_override, load
+from gbmseg.config import apply_override, load, without_nulls
 from tests.conftest import ROOT, TINY
 
 BIN = Path(sys.executable).parent
@@ -184,7 +184,7 @@ def _kfp_run(proj: Path, tmp_path: Path, monkeypatch, registry_db: Path | None) 
     root = tmp_path / "root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     raw = proj / "data" / "raw"
-    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params = without_nulls(yaml.safe_load((proj / "params.yaml").read_text()))  # as submitted
     tables = {s: splits.read(proj / "splits" / f"{s}.csv") for s in params["sets"]}
     assert all(tables.values())
     task = gbmseg_pipeline(

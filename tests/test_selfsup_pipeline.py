@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gbmseg.config import without_nulls
 from tests.test_pipeline_e2e import _compare, _edit_params, _json, _project_copy, _run, _snapshot
 
 SELFSUP = [
@@ -75,7 +76,7 @@ def test_kfp_local_selfsup_branch_equals_dvc_repro(project, tmp_path, monkeypatc
     root = tmp_path / "root"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     raw = proj / "data" / "raw"
-    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params = without_nulls(yaml.safe_load((proj / "params.yaml").read_text()))  # as submitted
     task = gbmseg_pipeline(
         source_uri="",
         target_uri=str(raw / "target"),
