@@ -113,10 +113,10 @@ def summarise(nm: float, resample: bool, runs: list[list[dict]], seconds: float)
     per_seed = [pd.DataFrame(rows) for rows in runs]
     every = pd.concat(per_seed)
 
-    def over_seeds(col: str) -> str:
+    def over_seeds(col: str, fmt: str = "+.1%") -> str:
         means = np.array([df[col].mean() for df in per_seed])
         sd = means.std(ddof=1) if len(means) > 1 else float("nan")
-        return f"{means.mean():+.1%} +- {sd:.1%}"
+        return f"{means.mean():{fmt}} +- {sd:{fmt.lstrip('+')}}"
 
     return {
         "pixel_size_nm": nm,
@@ -126,7 +126,7 @@ def summarise(nm: float, resample: bool, runs: list[list[dict]], seconds: float)
         "medial_abs_err": round(float(every["medial_err"].abs().mean()), 4),
         "harmonic_err": over_seeds("harmonic_err"),
         "harmonic_abs_err": round(float(every["harmonic_err"].abs().mean()), 4),
-        "dice": over_seeds("dice").replace("%", ""),
+        "dice": over_seeds("dice", ".3f"),
         "image_sd": f"{np.mean([df['medial_err'].std(ddof=1) for df in per_seed]):.1%}",
         "images": len(per_seed[0]),
         "predict_s": round(seconds / len(runs), 1),
