@@ -97,6 +97,8 @@ def run(
     from gbmseg.cli.app import setup_logging
 
     setup_logging(verbose=False)
+    if step == "train":  # on the parameters as submitted, before this task's own paths
+        stages.check_sets(validate_tree(params, "pipeline params"))
     tree = with_paths(params, paths)
     parsed = validate_tree(tree, "pipeline params")
     for key, value in paths.items():

@@ -22,7 +22,9 @@ PER_SET = ("validate", "augment", "pack", "train", "selfsup")
 
 
 def check_sets(params: Params) -> None:
-    """Refuse a set that nothing would use (it would be validated and trained for nothing)."""
+    """Refuse a set that nothing would use (it would be validated and trained for nothing).
+    Checked on the parameters as the user wrote them: by `gbmseg train` and by the Kubeflow
+    task before it puts its own paths in."""
     unused = params.unused_sets()
     if unused:
         raise ConfigError(
@@ -125,7 +127,6 @@ def train(params: Params, name: str, logger: RunLog | None = None, resume: bool 
     from gbmseg.steps import train as step
 
     params.labelled(name)
-    check_sets(params)  # refuses a set that nothing would use
     tp = params.train_params(name)
     return step.run(tp, params.paths(name).packed, logger, resume, augment=params.augment)
 

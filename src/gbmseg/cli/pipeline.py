@@ -100,12 +100,18 @@ stage(
 )
 
 
+def _check_then_train(params: Params, name: str, run, resume: bool = False) -> dict:
+    stages.check_sets(params)
+    return stages.train(params, name, run, resume=resume)
+
+
 stage(
     "train",
     "train a U-Net from scratch on a set: pretraining (source) or the baseline (target)",
     _both(lambda sp: item_argument(sp, default=None), _resume("training")),
     per_set=True,
     resume=True,
+    fn=_check_then_train,  # refuses a set that nothing would use
     after=lambda a, p: "gbmseg evaluate" if a.item == p.finetune.target else "gbmseg resolve",
 )
 
