@@ -83,9 +83,9 @@ def _read_tiff(path: Path) -> Picture:
         return Picture(tif.asarray(), scale.from_tiff(tif, path))
 
 
-def _read_dm(path: Path, decode: bool = True) -> Picture:
-    """Gatan DigitalMicrograph 3/4 through rosettasciio (HyperSpy's reader); the first 2-D
-    image of the file, with the calibration of its two axes."""
+def _dm_image(path: Path):
+    """Gatan DigitalMicrograph 3/4 through rosettasciio (HyperSpy's reader): the first 2-D
+    image of the file, not yet decoded (a dask array), and the calibration of its axes."""
     from rsciio.digitalmicrograph import file_reader
 
     try:
@@ -105,7 +105,12 @@ def _read_dm(path: Path, decode: bool = True) -> Picture:
         size = scale.checked(
             nm[0], nm[1], f"{path.suffix[1:].upper()} calibration of {path.name}", path
         )
-    return Picture(np.asarray(d["data"]) if decode else np.zeros((0, 0), np.uint8), size)
+    return d["data"], size
+
+
+def _read_dm(path: Path) -> Picture:
+    data, size = _dm_image(path)
+    return Picture(np.asarray(data), size)
 
 
 def _read_pillow(path: Path) -> Picture:
@@ -156,7 +161,7 @@ def pixel_size_of(path: str | Path) -> PixelSize | None:
             with tifffile.TiffFile(path) as tif:
                 return scale.from_tiff(tif, path)
         if suffix in DM_SUFFIXES:
-            return _read_dm(path, decode=False).pixel_size
+            return _dm_image(path)[1]
         return scale.from_png(path) if suffix == ".png" else None
     except scale.CalibrationError as exc:
         raise DataError(str(exc)) from exc
