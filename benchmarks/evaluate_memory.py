@@ -37,10 +37,11 @@ print(json.dumps({"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_max
 
 
 def make_set(work: Path, n: int, size: int) -> None:
-    """``n`` images with a ribbon, their masks (validated layout), a packed manifest naming
-    them as test images, and a small U-Net."""
+    """``n`` images with a ribbon and their masks, through the validate and pack steps as
+    test images, and a small U-Net."""
     import torch
 
+    from benchmarks import folders
     from gbmseg.data.io import write_png
     from gbmseg.engine import checkpoint
     from gbmseg.model.unet import build
@@ -51,12 +52,12 @@ def make_set(work: Path, n: int, size: int) -> None:
         m = ribbon(rng.uniform(20, 40), size, rng.uniform(0, 180), True, rng.uniform(0, 1))
         img = np.where(m, 80, 180) + rng.normal(0, 15, m.shape)
         name = f"im{i:03d}.png"
-        write_png(work / "validated" / "images" / name, img.clip(0, 255).astype(np.uint8))
-        write_png(work / "validated" / "masks" / name, m)
+        write_png(work / "raw" / "images" / name, img.clip(0, 255).astype(np.uint8))
+        write_png(work / "raw" / "masks" / name, m.astype(np.uint8) * 255)
         names.append(name)
-    test = {"sources": names, "pixels_sha256": [f"{i:064d}" for i in range(n)]}
-    (work / "packed").mkdir(parents=True)
-    (work / "packed" / "manifest.json").write_text(json.dumps({"splits": {"test": test}}))
+    valid = folders.validated(work / "raw", "white", work)
+    (work / "validated").symlink_to(valid)
+    folders.pack(valid, {"test": names}, size, size, work / "packed")
     torch.manual_seed(0)
     (work / "model").mkdir()
     checkpoint.save(

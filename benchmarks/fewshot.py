@@ -30,18 +30,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from benchmarks import folders
 from benchmarks.common import ROOT, SHARED, machine
+from benchmarks.fewshot_report import report
 from benchmarks.fewshot_specs import LEVERS, TEST_SHARE, Config, add_io_arguments, specs
 from gbmseg.config import Params, load
-from gbmseg.data.io import read_image
-from gbmseg.engine import checkpoint, ssl
-from gbmseg.engine.amp import resolve
-from gbmseg.engine.seed import seed_everything
-from gbmseg.model.unet import build
-from gbmseg.transfer import auto, freezing
+from gbmseg.engine import checkpoint
+from gbmseg.steps import finetune, selfsup, train
 
 log = logging.getLogger("benchmarks.fewshot")
 DEV = {"vnc_membranes": 3, "cdeep3m_mito": 4}  # development images: the pool's last N
@@ -67,6 +62,8 @@ def split(target: str) -> Split:
 
 
 def params(cfg: Config, out: Path, epochs: int, seed: int) -> Params:
+    """The cell's configuration as params.yaml overrides (fine-tuning = training + the same
+    budget, rate and paths)."""
     return load(
         ROOT / "params.yaml",
         [
@@ -80,19 +77,25 @@ def params(cfg: Config, out: Path, epochs: int, seed: int) -> Params:
             "train.augment_online=true",
             f"train.foreground_oversample={cfg.foreground}",
             f"train.pos_weight={cfg.pos_weight}",
+            f"finetune.epochs={epochs}",
+            f"finetune.lr={cfg.lr}",
+            f"finetune.strategy={cfg.strategy}",
             f"augment.elastic.p={cfg.elastic}",
             f"evaluate.tta={str(cfg.tta).lower()}",
-            f"train.checkpoints={out}.ckpt",
+            f"selfsup.steps={cfg.pretrain_steps}",
+            f"selfsup.tile={cfg.tile}",
+            *folders.step_paths(out),
         ],
     )
 
 
 def packed_set(target: str, names: list[str], tile: int, work: Path) -> tuple[Path, int]:
+    """The pack step's arrays of ``names`` (train; the first also as the val split)."""
     chosen = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
     out = work / "packed" / f"{target}-{tile}-{len(names)}-{chosen}"
     if not (out / "manifest.json").is_file():
-        folders.pack(SHARED / target, names, "black", tile, tile // 2, out, "train")
-        folders.pack(SHARED / target, names[:1], "black", tile, tile, out, "val")  # unused
+        valid = folders.validated(SHARED / target, "black", work)
+        folders.pack(valid, {"train": names, "val": names[:1]}, tile, tile // 2, out)
     tiles = json.loads((out / "manifest.json").read_text())["splits"]["train"]["tiles"]
     return out, tiles
 
@@ -101,39 +104,37 @@ def epochs_for(steps: int, tiles: int) -> int:
     return max(1, -(-steps // -(-tiles // 8)))
 
 
-def unlabelled(target: str, sp: Split) -> list[np.ndarray]:
-    """ISBI-2012's unlabelled test_images and the target's pool (never its test half)."""
-    isbi = sorted((SHARED / "isbi2012" / "test_images").iterdir())
-    pool = [SHARED / target / "images" / n for n in sp.candidates + sp.dev]
-    return [read_image(p) for p in [*isbi, *pool]]
+def unlabelled(target: str, sp: Split, work: Path) -> Path:
+    """A folder of ISBI-2012's unlabelled test_images and the target's pool (never its test
+    half), as links."""
+    out = work / "unlabelled" / target
+    if not out.is_dir():
+        tmp = out.with_name(target + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        isbi = sorted((SHARED / "isbi2012" / "test_images").iterdir())
+        pool = [SHARED / target / "images" / n for n in sp.candidates + sp.dev]
+        for i, path in enumerate([*isbi, *pool]):
+            (tmp / f"{i:03d}-{path.parent.parent.name}-{path.name}").symlink_to(path.resolve())
+        tmp.rename(out)
+    return out
 
 
 def supervised(
-    names: list[tuple[str, list[str]]],
-    cfg: Config,
-    steps: int,
-    work: Path,
-    init: Path | None,
-    out: Path,
+    names: list[tuple[str, list[str]]], cfg: Config, steps: int, work: Path, init, out: Path
 ) -> None:
-    """Pretrain on labelled sources (several: trained on together)."""
+    """Pretrain on labelled sources (several: trained on together) with the train step,
+    from ``init`` (a model folder) or random weights."""
     packs = [packed_set(t, n, cfg.tile, work) for t, n in names]
-    tiles = sum(n for _, n in packs)
-    p = params(cfg, out, epochs_for(steps, tiles), 0)
-    seed_everything(0)
-    model = checkpoint.load_model(init) if init else build(p.train.model.model_dump())
-    if init:
-        model.reset_head()
-    from gbmseg.engine.lifecycle import fit
+    p = params(cfg, out, epochs_for(steps, sum(n for _, n in packs)), 0)
+    train.run(p.train, [pk for pk, _ in packs], augment=p.augment, start=init)
 
-    fit(
-        model,
-        p.train.model_copy(update={"checkpoints": f"{out}.ckpt"}),
-        [pk for pk, _ in packs],
-        augment=p.augment,
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(out / "model.pt", checkpoint.model_state(model.cpu()))
+
+def self_supervised(target: str, sp: Split, cfg: Config, work: Path, out: Path) -> None:
+    """The selfsup step on the study's unlabelled images."""
+    p = params(cfg, out, 1, 0)
+    model_p = p.train.model.model_copy(update={"depth": 4, "base": cfg.base})
+    selfsup.run(p.selfsup, model_p, unlabelled(target, sp, work), out,
+                metrics=f"{out}.metrics.json", history=f"{out}.history.csv")  # fmt: skip
 
 
 def pretrained(start: str, target: str, sp: Split, cfg: Config, work: Path) -> Path | None:
@@ -148,20 +149,10 @@ def pretrained(start: str, target: str, sp: Split, cfg: Config, work: Path) -> P
     isbi = ("isbi2012", folders.names(SHARED / "isbi2012"))
     init = None
     if "ssl" in start:
-        seed_everything(0)
-        model = build({"depth": 4, "base": cfg.base})
-        ssl.pretrain(
-            model,
-            unlabelled(target, sp),
-            resolve("auto", "auto"),
-            steps=cfg.pretrain_steps,
-            tile=cfg.tile,
-        )
-        init = out.with_name(out.name + "-ssl")
-        init.mkdir(parents=True, exist_ok=True)
-        checkpoint.save(init / "model.pt", checkpoint.model_state(model.cpu()))
+        init = out if start == "ssl" else out.with_name(out.name + "-ssl")
+        if not (init / "model.pt").is_file():
+            self_supervised(target, sp, cfg, work, init)
         if start == "ssl":
-            init.rename(out)
             return out
     sources = [isbi]
     if start == "multi":
@@ -173,32 +164,24 @@ def pretrained(start: str, target: str, sp: Split, cfg: Config, work: Path) -> P
 
 
 def cell(target: str, sp: Split, k: int, seed: int, cfg: Config, on: str, work: Path) -> dict:
-    """Train one configuration on k labelled images and score it on ``on`` (dev | test)."""
+    """Train one configuration on k labelled images (the train step from scratch, else the
+    finetune step) and score it on ``on`` (dev | test)."""
     names = sp.labelled(k, seed) if k else sp.candidates
     packed, tiles = packed_set(target, names, cfg.tile, work)
     out = work / "cells" / cell_id(target, k, seed, cfg, on)
     p = params(cfg, out, epochs_for(cfg.steps, tiles), seed)
-    seed_everything(seed)
     start = pretrained(cfg.start, target, sp, cfg, work)
     t0 = time.perf_counter()
-    strategy, decision = cfg.strategy, None
     if start is None:
-        model, strategy = build(p.train.model.model_dump()), "scratch"
+        res = train.run(p.train, packed, augment=p.augment) | {"strategy": "scratch"}
     else:
-        model = checkpoint.load_model(start)
-        if cfg.start == "ssl":
-            model.reset_head()
-        if cfg.strategy == "auto":
-            from gbmseg.engine.data import load_split
-
-            x, _ = load_split(packed, "train")
-            d = auto.decide(model, x, k, k * 1024 * 1024, model.source_histogram(), p.finetune.auto)
-            strategy, decision = d.strategy, d.quadrant
-        freezing.apply(model, strategy, p.finetune.shallow_levels)
-    scales = freezing.lr_scales(model, p.finetune.encoder_lr_scale)
-    folders.train(model, p.train, packed, out, p.augment, lr_scales=scales)
+        tp = p.finetune_train_params()
+        res = finetune.run(p.finetune, tp, start, packed, augment=p.augment)
     seconds = round(time.perf_counter() - t0, 1)
+    report = out / "transfer_report.json"
+    decision = json.loads(report.read_text())["quadrant"] if report.is_file() else None
     images = sp.dev if on == "dev" else sp.test
+    model = checkpoint.load_model(out)
     rows = folders.score(model, SHARED / target, images, "black", 256, "auto", tta=cfg.tta)
     return {
         "id": cell_id(target, k, seed, cfg, on),
@@ -208,7 +191,7 @@ def cell(target: str, sp: Split, k: int, seed: int, cfg: Config, on: str, work: 
         "on": on,
         "labelled": names,
         "config": json.loads(cfg.key()),
-        "strategy": strategy,
+        "strategy": res["strategy"],
         "quadrant": decision,
         **folders.mean(rows),
         "train_seconds": seconds,
@@ -265,8 +248,6 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     run(specs(args), args.out, args.work)
-    from benchmarks.fewshot_report import report
-
     report(args.out)
 
 

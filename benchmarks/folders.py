@@ -1,14 +1,16 @@
-"""Image/mask folders (``images/NAME.png`` + ``masks/NAME.png``) for the quality benchmarks:
-packing chosen images into the train step's arrays, training with the project's own ``fit``,
-and scoring whole images with the project's tiled inference.
+"""Image/mask folders (``images/NAME.png`` + ``masks/NAME.png``) for the quality benchmarks,
+taken through the product as a user's set is: the validate step once per folder, the pack
+step's ``write`` for the chosen images, the train and finetune steps, and whole images scored
+with the product's tiled inference (``gbmseg.inference.predict_proba`` + ``gbmseg.metrics``).
 
-Nothing here re-implements a step: packing uses ``gbmseg.steps.pack.tiles``, training
-``gbmseg.engine.lifecycle.fit`` and scoring ``gbmseg.inference.predict_proba`` + ``gbmseg.metrics``.
+Nothing here re-implements a step; what a study chooses (which images are labelled, which
+are scored) it says with names.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import logging
 import re
 from pathlib import Path
 
@@ -16,14 +18,16 @@ import numpy as np
 import torch
 
 from gbmseg import metrics as M
-from gbmseg.config import AugmentParams, TrainParams
-from gbmseg.data.io import list_images, read_image, read_mask
+from gbmseg.config import load
+from gbmseg.data.io import list_images, read_image, read_mask, read_raw, write_png
 from gbmseg.engine.amp import resolve
-from gbmseg.engine.lifecycle import fit
 from gbmseg.inference import predict_proba
-from gbmseg.steps.pack import tiles
+from gbmseg.steps import pack as pack_step
+from gbmseg.steps import validate as validate_step
 
+log = logging.getLogger("benchmarks.folders")
 SCORE_KEYS = ("dice", "iou", "pixel_error", "adapted_rand_error")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def natural(name: str) -> list:
@@ -37,56 +41,47 @@ def names(folder: Path) -> list[str]:
     return sorted((n for n in found if (Path(folder) / "masks" / n).is_file()), key=natural)
 
 
-def pack(
-    folder: Path,
-    chosen: list[str],
-    positive: str,
-    tile: int,
-    stride: int,
-    out: Path,
-    split: str,
-    windows: dict[str, tuple[int, int, int]] | None = None,
-) -> int:
-    """Write ``{split}_images.npy`` / ``{split}_masks.npy`` tiles of the chosen images and
-    the split's entry (sources, labelled pixels, structure pixels, tiles) in
-    ``manifest.json``, like pack.
-    ``windows``: name -> (top, left, side), the square of that image that is labelled."""
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
-    pixels = structure = 0
-    for name in chosen:
-        img = read_image(folder / "images" / name)
-        msk = read_mask(folder / "masks" / name, positive)
-        if windows and name in windows:
-            top, left, side = windows[name]
-            img, msk = (
-                img[top : top + side, left : left + side],
-                msk[top : top + side, left : left + side],
-            )
-        pixels += img.size
-        structure += int(np.count_nonzero(msk))
-        xs += tiles(img, tile, stride)
-        ys += tiles(msk, tile, stride)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / f"{split}_images.npy", np.stack(xs))
-    np.save(out / f"{split}_masks.npy", np.stack(ys))
-    path = out / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.is_file() else {"tile": tile, "splits": {}}
-    manifest["splits"][split] = {
-        "sources": chosen,
-        "source_pixels": pixels,
-        "structure_pixels": structure,
-        "tiles": len(xs),
-    }
-    path.write_text(json.dumps(manifest, indent=2))
-    return len(xs)
+def validated(folder: Path, positive: str, work: Path, overrides: list[str] = ()) -> Path:
+    """The validate step's output for ``folder`` (run once; cached in ``work``);
+    ``overrides``: ``-S`` style changes to the validate section."""
+    listing = "\n".join([str(Path(folder).resolve()), positive, *overrides, *names(folder)])
+    key = hashlib.sha256(listing.encode()).hexdigest()[:12]
+    out = work / "validated" / f"{Path(folder).name}-{key}"
+    if not (out / "manifest.json").is_file():
+        p = load(ROOT / "params.yaml", list(overrides)).validate_
+        validate_step.run(p, folder, out, positive)
+    return out
 
 
-def train(model, p: TrainParams, packed: Path, out: Path, augment: AugmentParams | None, **kw):
-    """The train step's own fit (checkpoints in ``out.ckpt``), best weights loaded back;
-    ``kw``: fit's keywords (``lr_scales``)."""
-    p = p.model_copy(update={"checkpoints": f"{out}.ckpt"})
-    return fit(model, p, [Path(packed)], logger=None, augment=augment, **kw)
+def pack(valid: Path, by_split: dict[str, list[str]], tile: int, stride: int, out: Path) -> dict:
+    """The pack step's ``write`` of the named images of the validated set ``valid``; returns
+    the manifest's train entry (sources, source_pixels, structure_pixels, tiles)."""
+    p = load(ROOT / "params.yaml", [f"pack.tile={tile}", f"pack.stride={stride}"]).pack
+    return pack_step.write(p, valid, by_split, out)["splits"]["train"]
+
+
+def crops(folder: Path, windows: dict[str, tuple[int, int, int]], out: Path) -> Path:
+    """A folder of the labelled squares ``windows`` (name -> top, left, side) as image and
+    mask files (mask values as they come): what a lab that labelled only that square of each
+    image would have."""
+    if not (out / "images").is_dir():
+        tmp = out.with_name(out.name + ".tmp")
+        for name, (top, left, side) in windows.items():
+            for kind, read in (("images", read_image), ("masks", read_raw)):
+                arr = read(folder / kind / name)[top : top + side, left : left + side]
+                (tmp / kind).mkdir(parents=True, exist_ok=True)
+                write_png(tmp / kind / name, np.ascontiguousarray(arr, dtype=np.uint8))
+        tmp.rename(out)
+    return out
+
+
+def step_paths(out: Path) -> list[str]:
+    """``-S`` overrides sending the train and finetune steps' outputs under ``out``."""
+    return [
+        f"{section}.{key}={out}{suffix}"
+        for section in ("train", "finetune")
+        for key, suffix in (("out", ""), ("metrics", ".metrics.json"), ("history", ".history.csv"))
+    ] + [f"train.checkpoints={out}.ckpt"]
 
 
 METRICS = {

@@ -6,7 +6,7 @@ The anchor is the original recipe's Keras U-Net measured on this same 2-core CPU
 
 This script (1) measures the project's trainer on that same classic configuration at
 256x256 (img/s, beside the anchor's 0.68), then (2) trains the configuration in params.yaml's
-train section, with --base/--depth overrides, through the train step's own ``fit`` with the
+train section, with --base/--depth overrides, through the train step with the
 recipe's augmentations on the fly, sized so the schedule ends inside --minutes, and
 (3) scores the five test images whole with tiled inference.
 
@@ -29,9 +29,11 @@ from benchmarks import folders
 from benchmarks.common import ROOT, SHARED, model_arguments, table, write
 from benchmarks.train_throughput import project
 from gbmseg.config import load
+from gbmseg.engine.checkpoint import load_model
 from gbmseg.engine.data import load_split
 from gbmseg.engine.seed import seed_everything
 from gbmseg.model.unet import build, count_parameters
+from gbmseg.steps import train
 
 log = logging.getLogger("benchmarks.isbi")
 ANCHOR = {"img_per_s": 0.68, "minutes": 23, "pixel_error": 0.085, "dice": 0.770}
@@ -46,7 +48,7 @@ def split(folder: Path) -> dict[str, list[str]]:
 
 def overrides(args: argparse.Namespace, epochs: int, minutes: float, out: Path) -> list[str]:
     return [
-        f"train.out={out}",
+        *folders.step_paths(out),
         f"train.model.base={args.base}",
         f"train.model.depth={args.depth}",
         f"train.device={args.device}",
@@ -77,10 +79,9 @@ def main() -> None:
     parts = split(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         packed = Path(tmp) / "packed"
-        counts = {
-            s: folders.pack(args.data, parts[s], "black", args.tile, args.tile // 2, packed, s)
-            for s in ("train", "val")
-        }
+        valid = folders.validated(args.data, "black", Path(tmp))
+        split_ = {s: parts[s] for s in ("train", "val")}
+        counts = {"train": folders.pack(valid, split_, args.tile, args.tile // 2, packed)["tiles"]}
         classic = None
         if args.classic_steps:
             x, y = (np.ascontiguousarray(a) for a in load_split(packed, "train"))
@@ -95,9 +96,8 @@ def main() -> None:
         epochs = max(1, int(budget * 60 * 0.92 * rate / counts["train"]))
         log.info("%.1f img/s -> %d epochs in %.1f min", rate, epochs, budget)
         p = load(ROOT / "params.yaml", overrides(args, epochs, budget, Path(tmp) / "m"))
-        seed_everything(p.train.seed)
-        model = build(p.train.model.model_dump())
-        result = folders.train(model, p.train, packed, Path(tmp) / "m", p.augment)
+        result = train.run(p.train, packed, augment=p.augment)
+        model = load_model(Path(tmp) / "m")
         rows = folders.score(model, args.data, parts["test"], "black", args.tile, args.device)
     wall = (time.perf_counter() - t_start) / 60
     summary = folders.mean(rows)
@@ -106,10 +106,10 @@ def main() -> None:
         "split": parts,
         "model": p.train.model.model_dump(),
         "parameters": count_parameters(model),
-        "epochs": result.epochs_run,
-        "stopped": result.stopped,
-        "best_val_dice": round(result.best_val_dice, 4),
-        "train_img_per_s": round(float(np.mean([h["img_per_s"] for h in result.history])), 2),
+        "epochs": result["epochs_run"],
+        "stopped": result["stopped"],
+        "best_val_dice": round(result["best_val_dice"], 4),
+        "train_img_per_s": result["img_per_s"],
         "wall_minutes": round(wall, 2),
         "test": summary,
         "per_image": rows,

@@ -33,10 +33,10 @@ import numpy as np
 from benchmarks import fewshot, folders
 from benchmarks.common import ROOT, SHARED, machine
 from benchmarks.fewshot_specs import Config
+from benchmarks.size_axis_report import report
 from gbmseg.data.io import read_image
 from gbmseg.engine import checkpoint
-from gbmseg.engine.seed import seed_everything
-from gbmseg.transfer import freezing
+from gbmseg.steps import finetune
 
 log = logging.getLogger("benchmarks.size_axis")
 ARMS = {  # name -> (images, window side as a share of --crop; None: whole images)
@@ -66,16 +66,21 @@ def windows(folder: Path, names: list[str], side: int, seed: int) -> dict:
 
 
 def pack_arm(target: str, names: list[str], win: dict | None, tile: int, work: Path) -> Path:
+    """The pack step's arrays of the arm: whole images, or the labelled squares written out
+    as their own image files and validated like any set."""
     key = hashlib.sha256(json.dumps([target, names, win, tile]).encode()).hexdigest()[:12]
     out = work / "packed" / f"size-{target}-{key}"
     if not (out / "manifest.json").is_file():
         folder = SHARED / target
-        folders.pack(folder, names, "black", tile, tile // 2, out, "train", win)
-        folders.pack(folder, names[:1], "black", tile, tile, out, "val", win)
+        if win:
+            folder = folders.crops(folder, win, work / "crops" / f"{target}-{key}")
+        valid = folders.validated(folder, "black", work)
+        folders.pack(valid, {"train": names, "val": names[:1]}, tile, tile // 2, out)
     return out
 
 
 def cell(args, start: Path, arm: str, strategy: str, seed: int) -> dict:
+    """The finetune step with ``strategy`` on the arm's labels, scored on the dev images."""
     sp = fewshot.split(args.target)
     n, share = ARMS[arm]
     names = labelled(sp, seed, n)
@@ -85,13 +90,10 @@ def cell(args, start: Path, arm: str, strategy: str, seed: int) -> dict:
     cfg = Config(strategy=strategy, steps=args.steps, tile=args.tile)
     out = args.work / "cells" / cell_id(args, arm, strategy, seed)
     p = fewshot.params(cfg, out, fewshot.epochs_for(args.steps, manifest["tiles"]), seed)
-    seed_everything(seed)
-    model = checkpoint.load_model(start)
-    freezing.apply(model, strategy, p.finetune.shallow_levels)
-    scales = freezing.lr_scales(model, p.finetune.encoder_lr_scale)
     t0 = time.perf_counter()
-    folders.train(model, p.train, packed, out, p.augment, lr_scales=scales)
+    finetune.run(p.finetune, p.finetune_train_params(), start, packed, augment=p.augment)
     seconds = round(time.perf_counter() - t0, 1)
+    model = checkpoint.load_model(out)
     rows = folders.score(model, SHARED / args.target, sp.dev, "black", 256, "auto")
     return {
         "id": cell_id(args, arm, strategy, seed),
@@ -181,8 +183,6 @@ def main() -> None:
         "isbi", args.target, fewshot.split(args.target), Config(tile=args.tile), args.work
     )
     run(args, start)
-    from benchmarks.size_axis_report import report
-
     print(report(args.out))
 
 

@@ -29,11 +29,11 @@ from benchmarks.common import ROOT, SHARED, table, write
 from benchmarks.phantoms import ribbon, slab_section, slab_tilts
 from gbmseg import thickness
 from gbmseg.config import load
-from gbmseg.data.io import read_image
+from gbmseg.data.io import read_image, write_png
 from gbmseg.engine.amp import resolve
-from gbmseg.engine.seed import seed_everything
+from gbmseg.engine.checkpoint import load_model
 from gbmseg.inference import predict_proba
-from gbmseg.model.unet import build
+from gbmseg.steps import train
 
 ANGLES = ((0, False), (17, False), (62, False), (123, True))
 
@@ -118,7 +118,15 @@ def textures(folder: Path, names: list[str], nm_px: float, size: int) -> list[np
 
 
 def train_segmenter(tiles: list[tuple[np.ndarray, np.ndarray]], minutes: float, work: Path):
-    """A U-Net trained on composite tiles with the project's training lifecycle."""
+    """A U-Net trained on composite tiles through the product: the tiles written as an
+    image/mask set, then the validate, pack and train steps."""
+    raw = work / "raw"
+    for kind in ("images", "masks"):
+        (raw / kind).mkdir(parents=True, exist_ok=True)
+    names = [f"c{i:04d}.png" for i in range(len(tiles))]
+    for name, (img, m) in zip(names, tiles, strict=True):
+        write_png(raw / "images" / name, img)
+        write_png(raw / "masks" / name, (m > 0).astype(np.uint8) * 255)
     p = load(
         ROOT / "params.yaml",
         [
@@ -129,20 +137,15 @@ def train_segmenter(tiles: list[tuple[np.ndarray, np.ndarray]], minutes: float, 
             "train.patience=1000",
             f"train.max_minutes={minutes}",
             "train.epochs=400",
+            *folders.step_paths(work / "model"),
         ],
     )
-    packed = work / "packed"
-    packed.mkdir(parents=True, exist_ok=True)
-    x = np.stack([a for a, _ in tiles])
-    y = np.stack([b for _, b in tiles]).astype(np.uint8)
-    cut = len(x) * 9 // 10
-    for split, sl in (("train", slice(0, cut)), ("val", slice(cut, None))):
-        np.save(packed / f"{split}_images.npy", x[sl])
-        np.save(packed / f"{split}_masks.npy", y[sl])
-    seed_everything(0)
-    model = build(p.train.model.model_dump())
-    folders.train(model, p.train, packed, work / "model", None)
-    return model.eval()
+    valid = folders.validated(raw, "white", work, ["validate.positive_fraction=[0.0001,0.9]"])
+    cut = len(names) * 9 // 10
+    tile = tiles[0][0].shape[0]
+    folders.pack(valid, {"train": names[:cut], "val": names[cut:]}, tile, tile, work / "packed")
+    train.run(p.train, work / "packed")
+    return load_model(work / "model").eval()
 
 
 def composites(minutes: float, seed: int = 0) -> list[dict]:

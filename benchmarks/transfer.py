@@ -70,20 +70,21 @@ def epochs_for(steps: int, tiles: int, batch: int) -> int:
     return max(1, -(-steps // -(-tiles // batch)))
 
 
-def pack_set(folder: Path, names: list[str], args, out: Path) -> int:
+def pack_set(folder: Path, names: list[str], args, out: Path, work: Path) -> int:
     """train = val = the chosen images (k may be 1: nothing is left to hold out; the test
     images are never seen)."""
-    n = folders.pack(folder, names, args.positive, args.tile, args.tile // 2, out, "train")
-    folders.pack(folder, names, args.positive, args.tile, args.tile // 2, out, "val")
-    return n
+    valid = folders.validated(folder, args.positive, work)
+    by_split = {"train": names, "val": names}
+    return folders.pack(valid, by_split, args.tile, args.tile // 2, out)["tiles"]
 
 
 def pretrain(args, work: Path) -> Path:
     names = folders.names(args.source)
     cut = max(1, len(names) * 5 // 6)
     packed = work / "source"
-    n = folders.pack(args.source, names[:cut], "black", args.tile, args.tile // 2, packed, "train")
-    folders.pack(args.source, names[cut:], "black", args.tile, args.tile // 2, packed, "val")
+    valid = folders.validated(args.source, "black", work)
+    by_split = {"train": names[:cut], "val": names[cut:]}
+    n = folders.pack(valid, by_split, args.tile, args.tile // 2, packed)["tiles"]
     p = params(args, work / "pretrained", epochs_for(args.pretrain_steps, n, args.batch))
     t0 = time.perf_counter()
     res = train.run(p.train, packed, augment=p.augment)
@@ -103,7 +104,7 @@ def split_target(args) -> tuple[list[str], list[str]]:
 def cell(args, strategy: str, k: int, pool: list[str], test: list[str], pre: Path, work: Path):
     packed = work / f"k{k}"
     if not packed.exists():
-        pack_set(args.target, pool[:k], args, packed)
+        pack_set(args.target, pool[:k], args, packed, work)
     x, _ = load_split(packed, "train")
     out = work / f"{strategy}-k{k}"
     p = params(args, out, epochs_for(args.steps, len(x), args.batch))
@@ -142,7 +143,8 @@ def calibrate(args, pre: Path, targets: list[Path]) -> dict:
         for label, (folder, chosen, pos) in sets.items():
             for k in (1, 4):
                 d = Path(tmp) / f"{label}-{k}"
-                folders.pack(folder, chosen[:k], pos, args.tile, args.tile // 2, d, "train")
+                valid = folders.validated(folder, pos, Path(tmp))
+                folders.pack(valid, {"train": chosen[:k]}, args.tile, args.tile // 2, d)
                 x, _ = load_split(d, "train")
                 shift = auto.feature_shift(model, x)
                 out[f"{label} k={k}"] = {

@@ -18,10 +18,13 @@ from tests.conftest import ROOT
 SRC = ROOT / "src"
 
 
-def modules() -> dict[str, Path]:
+TOPS = {"gbmseg": SRC, "benchmarks": ROOT}  # package -> the folder it is imported from
+
+
+def modules(top: str = "gbmseg") -> dict[str, Path]:
     found = {}
-    for f in (SRC / "gbmseg").rglob("*.py"):
-        name = ".".join(f.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+    for f in (TOPS[top] / top).rglob("*.py"):
+        name = ".".join(f.relative_to(TOPS[top]).with_suffix("").parts).removesuffix(".__init__")
         found[name] = f
     return found
 
@@ -43,8 +46,8 @@ def imports_of(nodes, mods: dict[str, Path], package: str) -> set[str]:
     return out
 
 
-def graph() -> dict[str, set[str]]:
-    mods = modules()
+def graph(top: str = "gbmseg") -> dict[str, set[str]]:
+    mods = modules(top)
     edges = {}
     for name, f in mods.items():
         package = name if f.name == "__init__.py" else name.rpartition(".")[0]
@@ -62,8 +65,9 @@ def closure(start: set[str], edges: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-def test_no_import_cycles_inside_gbmseg():
-    edges = graph()
+@pytest.mark.parametrize("top", sorted(TOPS))
+def test_no_import_cycles(top):
+    edges = graph(top)
     cycles = sorted(
         tuple(sorted((a, b))) for a in edges for b in edges[a] if a in closure({b}, edges)
     )
@@ -156,3 +160,77 @@ def test_no_model_attribute_carries_learning_rates():
         if hidden(n)
     ]
     assert not found, found
+
+
+PRODUCT_INTERNALS = {  # what a study must reach through a step, never call itself
+    ("freezing", "apply"): "the finetune step",
+    ("auto", "decide"): "the finetune step",
+    ("lifecycle", "fit"): "the train or finetune step",
+    ("np", "save"): "the pack step (benchmarks.folders.pack)",
+    ("numpy", "save"): "the pack step (benchmarks.folders.pack)",
+}
+ANY_RECEIVER = {"freeze": "the finetune step", "reset_head": "the finetune or train step"}
+
+
+def trainer_private_methods() -> set[str]:
+    tree = ast.parse((SRC / "gbmseg" / "engine" / "trainer.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Trainer")
+    return {
+        f.name
+        for f in cls.body
+        if isinstance(f, ast.FunctionDef) and f.name.startswith("_") and not f.name.endswith("__")
+    }
+
+
+def hand_made(source: str, private: set[str]) -> list[str]:
+    """Lines of ``source`` (a study) that rebuild the product instead of calling it."""
+    found = []
+    tree = ast.parse(source)
+    for n in ast.walk(tree):
+        lifecycle = isinstance(n, ast.ImportFrom) and n.module == "gbmseg.engine.lifecycle"
+        if lifecycle and any(a.name == "fit" for a in n.names):
+            found.append(f"{n.lineno}: imports lifecycle.fit: use the train or finetune step")
+        if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
+            continue
+        attr, recv = n.func.attr, n.func.value
+        name = recv.id if isinstance(recv, ast.Name) else ""
+        if (name, attr) in PRODUCT_INTERNALS:
+            found.append(f"{n.lineno}: {name}.{attr}: use {PRODUCT_INTERNALS[(name, attr)]}")
+        elif attr in ANY_RECEIVER:
+            found.append(f"{n.lineno}: .{attr}(): use {ANY_RECEIVER[attr]}")
+        elif attr in private and name != "self":
+            found.append(f"{n.lineno}: Trainer.{attr}: use a public Trainer method")
+        elif attr in ("write_text", "write_bytes") and "manifest.json" in ast.unparse(recv):
+            found.append(f"{n.lineno}: writes a manifest: use the pack step")
+    return found
+
+
+def test_studies_call_the_product():
+    """Benchmarks measure what users get: no hand-made fine-tuning, packing or training, and
+    nothing outside the trainer calls its private methods."""
+    private = trainer_private_methods()
+    assert "_step" in private
+    files = [*(ROOT / "benchmarks").glob("*.py"), *(SRC / "gbmseg").rglob("*.py")]
+    bad = {
+        str(f.relative_to(ROOT)): lines
+        for f in files
+        if f.name != "trainer.py" or f.parent.name != "engine"
+        for lines in [hand_made(f.read_text(), private)]
+        if lines and (f.parent.name == "benchmarks" or any("Trainer." in x for x in lines))
+    }
+    assert not bad, bad
+
+
+def test_hand_made_copies_are_caught():
+    study = """
+from gbmseg.engine.lifecycle import fit
+import numpy as np
+freezing.apply(model, "decoder", 2)
+d = auto.decide(model, x, 2, 100, h, p)
+model.reset_head()
+np.save(out / "train_images.npy", x)
+(out / "manifest.json").write_text("{}")
+tr._train_epoch(0, batches)
+"""
+    lines = hand_made(study, {"_train_epoch"})
+    assert [ln.split(":")[0] for ln in lines] == ["2", "4", "5", "6", "7", "8", "9"], lines

@@ -147,7 +147,9 @@ class Trainer:
             f"checkpoint {self.out / 'last.pt'}: run again with --resume to continue"
         )
 
-    def _train_epoch(self, epoch: int, batches: Batches) -> dict[str, float]:
+    def train_epoch(self, epoch: int, batches: Batches) -> dict[str, float]:
+        """One pass over ``batches`` (``schedule`` first): loss, img/s, seconds, rate.  fit
+        calls it every epoch; the throughput benchmarks time it."""
         self.model.train()
         carried, self.partial = self.partial, {}
         epoch_rng = carried.get("epoch_rng", batches.generator.get_state())
@@ -192,12 +194,16 @@ class Trainer:
             "lr": self.opt.param_groups[0]["lr"],
         }
 
-    def fit(self, train: Batches, val: Batches, resume_from: Path | None = None) -> FitResult:
-        steps = self.p.epochs * len(train)
-        warm = int(self.p.warmup_epochs * len(train))
+    def schedule(self, steps_per_epoch: int) -> None:
+        """The learning-rate schedule for ``p.epochs`` epochs of ``steps_per_epoch`` steps."""
+        steps = self.p.epochs * steps_per_epoch
+        warm = int(self.p.warmup_epochs * steps_per_epoch)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lr_lambda(steps, max(1, warm), self.p.schedule)
         )
+
+    def fit(self, train: Batches, val: Batches, resume_from: Path | None = None) -> FitResult:
+        self.schedule(len(train))
         if resume_from is not None:
             self.resume(resume_from, train)
         with self.stop:
@@ -212,7 +218,7 @@ class Trainer:
                 if fixed
                 else validate(self.model, val, self.prec, self.p.channels_last)
             )
-            row = {"epoch": epoch + 1, **self._train_epoch(epoch, train), **scores}
+            row = {"epoch": epoch + 1, **self.train_epoch(epoch, train), **scores}
             r.history.append(row)
             r.train_s += row["epoch_s"]
             r.epochs_run = epoch + 1

@@ -50,20 +50,23 @@ def at_scale(img: np.ndarray, msk: np.ndarray, nm: float | None, p: PackParams, 
 
 def _collect(
     items: list[Item], p: PackParams, originals: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Tiles of every image and mask (at pack.scale_nm), and the pixel count of the first
-    ``originals`` images (the labelled originals, augmented copies not counted)."""
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Tiles of every image and mask (at pack.scale_nm), and the pixel and structure-pixel
+    counts of the first ``originals`` images (the labelled originals, augmented copies not
+    counted)."""
     imgs: list[np.ndarray] = []
     msks: list[np.ndarray] = []
-    pixels = 0
+    pixels = structure = 0
     for i, (folder, name, nm) in enumerate(items):
         img, msk = read_image(folder / "images" / name), read_raw(folder / "masks" / name)
         img, msk = at_scale(img, msk.astype(np.uint8), nm, p, folder / "images" / name)
-        pixels += img.size if i < originals else 0
+        if i < originals:
+            pixels, structure = pixels + img.size, structure + int(np.count_nonzero(msk))
         imgs += tiles(img, p.tile, p.stride)
         msks += tiles(msk, p.tile, p.stride)
     empty = np.zeros((0, p.tile, p.tile), np.uint8)
-    return (np.stack(imgs) if imgs else empty), (np.stack(msks) if msks else empty), pixels
+    x, y = (np.stack(imgs) if imgs else empty), (np.stack(msks) if msks else empty)
+    return x, y, pixels, structure
 
 
 def set_pixel_size(identity: dict, p: PackParams) -> float | None:
@@ -109,15 +112,36 @@ def run(
     split_file: str | Path,
     logger: RunLog | None = None,
 ) -> dict:
-    validated, out, split_file = Path(validated), Path(out), Path(split_file)
-    by_split = split_table(validated, split_file, p)
+    """Give new images of ``validated`` a split in ``split_file``, then pack every split."""
+    by_split = split_table(Path(validated), Path(split_file), p)
+    return write(p, validated, by_split, out, augmented=augmented, logger=logger)
+
+
+def write(
+    p: PackParams,
+    validated: str | Path,
+    by_split: dict[str, list[str]],
+    out: str | Path,
+    *,
+    augmented: str | Path | None = None,
+    logger: RunLog | None = None,
+) -> dict:
+    """Pack the named images of the validated set ``validated`` into ``out``: a train, val
+    and test array pair and ``manifest.json`` (a split left out of ``by_split`` is empty).
+    ``run`` calls it with the split file's choice; studies with their own."""
+    validated, out = Path(validated), Path(out)
+    by_split = {s: list(by_split.get(s, [])) for s in splits.SPLITS}
     identity = json.loads((validated / "manifest.json").read_text())
+    unknown = sorted({n for v in by_split.values() for n in v if Path(n).stem not in identity})
+    if unknown:
+        raise DataError(f"{validated}: no validated image named {', '.join(unknown[:3])}")
     aug_names: list[str] = []
     if augmented is not None and (Path(augmented) / "manifest.json").is_file():
         copies = json.loads((Path(augmented) / "manifest.json").read_text())
         train = set(by_split["train"])
         aug_names = sorted(k for k, src in copies.items() if src in train)
-    nm = set_pixel_size(identity, p)
+    nm = set_pixel_size({Path(n).stem: identity[Path(n).stem] for v in by_split.values()
+                         for n in v} or identity, p)  # fmt: skip
     manifest: dict = {"tile": p.tile, "stride": p.stride, "pixel_size_nm": nm, "splits": {}}
     if nm is None:
         log.warning("pack: %s has no single pixel size (unknown or mixed); models trained on "
@@ -131,7 +155,7 @@ def run(
             items: list[Item] = [(validated, n, own(n)) for n in by_split[split]]
             if split == "train" and aug_names:
                 items += [(Path(augmented), n, own(copies[n])) for n in aug_names]
-            x, y, pixels = _collect(items, p, len(by_split[split]))
+            x, y, pixels, structure = _collect(items, p, len(by_split[split]))
             write_array(tmp / f"{split}_images.npy", x)
             write_array(tmp / f"{split}_masks.npy", y)
             manifest["splits"][split] = {
@@ -139,6 +163,7 @@ def run(
                 "pixels_sha256": [identity[Path(n).stem]["pixels_sha256"] for n in by_split[split]],
                 "pixel_size_nm": [own(n) for n in by_split[split]],
                 "source_pixels": pixels,
+                "structure_pixels": structure,
                 "augmented_copies": len(aug_names) if split == "train" else 0,
                 "tiles": int(x.shape[0]),
                 "positive_fraction": round(float(y.mean()), 6) if y.size else 0.0,
