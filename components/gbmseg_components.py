@@ -1,9 +1,9 @@
 """Kubeflow Pipelines v2 components: one per stage, each a thin shell over gbmseg.
 
-Every body maps its artifacts onto the params keys that name those paths and calls
-``gbmseg.kfp_entry.run`` -> the same ``gbmseg.stages`` function `dvc repro` runs.  Per-set
-stages take the set's name (``item``) and write into ``<artifact>/<item>``, as DVC writes
-into ``<base>/<item>``.
+Every body hands its artifacts' paths by role to ``gbmseg.kfp_entry.run_task``, which owns
+their mapping onto params keys (``kfp_entry.ARTIFACTS``) and runs the same ``gbmseg.stages``
+function `dvc repro` runs.  Per-set stages take the set's name (``item``) and write into
+``<artifact>/<item>``, as DVC writes into ``<base>/<item>``.
 """
 
 import os
@@ -26,10 +26,9 @@ def validate(
     summary: Output[Metrics],
 ):
     # data_version is part of this task's cache key: new data at the same URI is a new version
-    from gbmseg.kfp_entry import run
+    from gbmseg.kfp_entry import run_task
 
-    paths = {f"sets.{item}.raw": raw.path, "validate.out": validated.path}
-    run("validate", params, run_group, paths, item, summary)
+    run_task("validate", params, run_group, item, summary, raw=raw.path, validated=validated.path)
 
 
 @component
@@ -41,10 +40,10 @@ def augment(
     augmented: Output[Dataset],
     summary: Output[Metrics],
 ):
-    from gbmseg.kfp_entry import run
+    from gbmseg.kfp_entry import run_task
 
-    paths = {"validate.out": validated.path, "augment.out": augmented.path}
-    run("augment", params, run_group, paths, item, summary)
+    paths = {"validated": validated.path, "augmented": augmented.path}
+    run_task("augment", params, run_group, item, summary, **paths)
 
 
 @component
@@ -59,16 +58,11 @@ def pack(
     split_file: Output[Artifact],
     summary: Output[Metrics],
 ):
-    from gbmseg.kfp_entry import run, write_split
+    from gbmseg.kfp_entry import run_task, write_split
 
     write_split(split_file.path, item, splits.get(item, {}))
-    paths = {
-        "validate.out": validated.path,
-        "augment.out": augmented.path,
-        "pack.out": packed.path,
-        "pack.splits": split_file.path,
-    }
-    run("pack", params, run_group, paths, item, summary)
+    paths = {"validated": validated.path, "augmented": augmented.path, "packed": packed.path}
+    run_task("pack", params, run_group, item, summary, split_file=split_file.path, **paths)
 
 
 @component
@@ -81,18 +75,10 @@ def train(
     history: Output[Artifact],
     summary: Output[Metrics],
 ):
-    import tempfile
+    from gbmseg.kfp_entry import run_task
 
-    from gbmseg.kfp_entry import run
-
-    paths = {
-        "pack.out": packed.path,
-        "train.out": model.path,
-        "train.metrics": history.path,
-        "train.history": history.path,
-        "train.checkpoints": tempfile.mkdtemp(prefix="gbmseg-ckpt-"),
-    }
-    run("train", params, run_group, paths, item, summary)
+    paths = {"packed": packed.path, "model": model.path, "history": history.path}
+    run_task("train", params, run_group, item, summary, **paths)
 
 
 @component
@@ -108,23 +94,17 @@ def selfsup(
     summary: Output[Metrics],
 ):
     # packed: the target's, whose test images are left out; data_version keys the cache
-    from gbmseg.kfp_entry import run
+    from gbmseg.kfp_entry import run_task
 
-    paths = {
-        f"selfsup.unlabelled.{item}": unlabelled.path,
-        "pack.out": packed.path,
-        "train.out": model.path,
-        "selfsup.metrics": history.path,
-        "selfsup.history": history.path,
-    }
-    run("selfsup", params, run_group, paths, item, summary)
+    paths = {"unlabelled": unlabelled.path, "packed": packed.path, "model": model.path}
+    run_task("selfsup", params, run_group, item, summary, history=history.path, **paths)
 
 
 @component
 def resolve(params: dict, run_group: str, ref: str, model: Output[Model]):
-    from gbmseg.kfp_entry import run
+    from gbmseg.kfp_entry import run_task
 
-    run("resolve", params, run_group, {"finetune.pretrained": ref, "resolve.out": model.path})
+    run_task("resolve", params, run_group, ref=ref, model=model.path)
 
 
 @component
@@ -138,20 +118,11 @@ def finetune(
     history: Output[Artifact],
     summary: Output[Metrics],
 ):
-    import os
-    import tempfile
+    from gbmseg.kfp_entry import run_task
 
-    from gbmseg.kfp_entry import run
-
-    paths = {
-        "resolve.out": os.path.join(pretrained.path, pretrained_item),
-        "pack.out": packed.path,
-        "finetune.out": model.path,
-        "finetune.metrics": history.path + "/metrics.json",
-        "finetune.history": history.path + "/history.csv",
-        "train.checkpoints": tempfile.mkdtemp(prefix="gbmseg-ckpt-"),
-    }
-    run("finetune", params, run_group, paths, None, summary)
+    paths = {"pretrained": pretrained.path, "packed": packed.path, "model": model.path}
+    run_task("finetune", params, run_group, None, summary, history=history.path,
+             pretrained_item=pretrained_item, **paths)  # fmt: skip
 
 
 @component
@@ -166,17 +137,11 @@ def evaluate(
     report: Output[HTML],
     summary: Output[Metrics],
 ):
-    from gbmseg.kfp_entry import run
+    from gbmseg.kfp_entry import run_task
 
-    paths = {
-        "evaluate.model": model.path,
-        "evaluate.baseline": baseline.path + "/" + item,
-        "validate.out": validated.path,
-        "pack.out": packed.path,
-        "evaluate.out": report.path,
-        "evaluate.metrics": report.path + "/metrics.json",
-    }
-    run("evaluate", params, run_group, paths, None, summary)
+    paths = {"model": model.path, "baseline": baseline.path, "validated": validated.path}
+    run_task("evaluate", params, run_group, item, summary, packed=packed.path,
+             report=report.path, **paths)  # fmt: skip
 
 
 @component
@@ -188,14 +153,8 @@ def register(
     report: Input[HTML],
     registration: Output[Artifact],
 ) -> str:
-    from gbmseg.kfp_entry import run
+    from gbmseg.kfp_entry import run_task
 
-    paths = {
-        "evaluate.model": model.path,
-        "validate.out": validated.path,
-        "evaluate.out": report.path,
-        "evaluate.metrics": report.path + "/metrics.json",
-        "register.out": registration.path,
-    }
-    res = run("register", params, run_group, paths)
+    paths = {"model": model.path, "validated": validated.path, "report": report.path}
+    res = run_task("register", params, run_group, registration=registration.path, **paths)
     return f"{res['name']}/{res['version']}@{res['alias']}"

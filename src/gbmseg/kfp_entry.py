@@ -1,9 +1,9 @@
 """What a Kubeflow component body calls: the same stage functions `dvc repro` runs, on the
 artifact paths Kubeflow hands the component.
 
-Each component maps its artifacts onto the params keys that name those paths (per-set
-outputs live in ``<artifact>/<set>``, exactly as under DVC's base folders) and calls
-``run``.  No kfp import here: the component passes its Metrics artifact in, and only its
+Each component hands its artifacts' paths by role to ``run_task``; ``ARTIFACTS`` maps them
+onto the params keys that name those paths (per-set outputs live in ``<artifact>/<set>``,
+exactly as under DVC's base folders), and ``run`` runs the stage.  No kfp import here: the component passes its Metrics artifact in, and only its
 ``log_metric`` method is used.
 """
 
@@ -40,6 +40,9 @@ STAGES = {
 }
 
 
+SET_FREE = ("resolve", "finetune", "evaluate", "register")  # stages that take no set name
+
+
 class MetricsSink(Protocol):
     def log_metric(self, metric: str, value: float) -> None: ...
 
@@ -56,6 +59,78 @@ def torchrun_command(argv: list[str], gpus: int) -> list[str]:
         "gbmseg",
         *argv,
     ]
+
+
+ARTIFACTS = {  # stage -> params key -> its path, from the task's artifact paths (by role)
+    "validate": {"sets.{item}.raw": "{raw}", "validate.out": "{validated}"},
+    "augment": {"validate.out": "{validated}", "augment.out": "{augmented}"},
+    "pack": {
+        "validate.out": "{validated}",
+        "augment.out": "{augmented}",
+        "pack.out": "{packed}",
+        "pack.splits": "{split_file}",
+    },
+    "train": {
+        "pack.out": "{packed}",
+        "train.out": "{model}",
+        "train.metrics": "{history}",
+        "train.history": "{history}",
+        "train.checkpoints": "{scratch}",
+    },
+    "selfsup": {
+        "selfsup.unlabelled.{item}": "{unlabelled}",
+        "pack.out": "{packed}",
+        "train.out": "{model}",
+        "selfsup.metrics": "{history}",
+        "selfsup.history": "{history}",
+    },
+    "resolve": {"finetune.pretrained": "{ref}", "resolve.out": "{model}"},
+    "finetune": {
+        "resolve.out": "{pretrained}/{pretrained_item}",
+        "pack.out": "{packed}",
+        "finetune.out": "{model}",
+        "finetune.metrics": "{history}/metrics.json",
+        "finetune.history": "{history}/history.csv",
+        "train.checkpoints": "{scratch}",
+    },
+    "evaluate": {
+        "evaluate.model": "{model}",
+        "evaluate.baseline": "{baseline}/{item}",
+        "validate.out": "{validated}",
+        "pack.out": "{packed}",
+        "evaluate.out": "{report}",
+        "evaluate.metrics": "{report}/metrics.json",
+    },
+    "register": {
+        "evaluate.model": "{model}",
+        "validate.out": "{validated}",
+        "evaluate.out": "{report}",
+        "evaluate.metrics": "{report}/metrics.json",
+        "register.out": "{registration}",
+    },
+}  # per-set folders inside an artifact: <artifact>/<set>, as DVC's <base>/<set>
+
+
+def artifact_paths(step: str, item: str | None = None, **artifacts: str) -> dict[str, str]:
+    """The params keys of stage ``step`` set from its task's artifact paths (``artifacts``:
+    role -> path; ``scratch``, a temporary folder for checkpoints, is made here)."""
+    roles = {"item": item or "", **artifacts}
+    if "{scratch}" in "".join(ARTIFACTS[step].values()):
+        roles.setdefault("scratch", tempfile.mkdtemp(prefix="gbmseg-ckpt-"))
+    return {key.format(**roles): value.format(**roles) for key, value in ARTIFACTS[step].items()}
+
+
+def run_task(
+    step: str,
+    params: dict[str, Any],
+    run_group: str,
+    item: str | None = None,
+    metrics: MetricsSink | None = None,
+    **artifacts: str,
+) -> dict[str, Any]:
+    """A component body: stage ``step`` on its artifacts (role -> path, see ARTIFACTS)."""
+    paths = artifact_paths(step, item, **artifacts)
+    return run(step, params, run_group, paths, None if step in SET_FREE else item, metrics)
 
 
 def with_paths(params: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
