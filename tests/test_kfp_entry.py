@@ -26,6 +26,7 @@ def test_every_stage_maps_its_artifacts_onto_real_params_keys(tmp_path):
     for step, mapping in kfp_entry.ARTIFACTS.items():
         roles = {r.split("}")[0] for v in mapping.values() for r in v.split("{")[1:]}
         artifacts = {r: str(tmp_path / r) for r in roles - {"item", "scratch"}}
+        artifacts |= {"pretrained_item": "source"} if "pretrained_item" in roles else {}
         item = "kidney" if step == "selfsup" else "target"  # selfsup: an unlabelled folder
         paths = kfp_entry.artifact_paths(step, item, **artifacts)
         parsed = kfp_entry.validate_tree(kfp_entry.with_paths(tree, paths), step)
@@ -34,7 +35,7 @@ def test_every_stage_maps_its_artifacts_onto_real_params_keys(tmp_path):
             assert paths["evaluate.baseline"] == str(tmp_path / "baseline" / "target")
             assert parsed.evaluate.metrics == str(tmp_path / "report" / "metrics.json")
         if step == "finetune":
-            assert parsed.resolve.out == str(tmp_path / "pretrained" / "pretrained_item")
+            assert parsed.resolve.out == str(tmp_path / "pretrained" / "source")
             assert parsed.train.checkpoints.startswith(tempfile.gettempdir())
 
 
