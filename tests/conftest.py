@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gbmseg.config import Params, load
+from gbmseg.config.params import OUTPUT_PATHS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GBMSEG_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -40,34 +41,9 @@ def params(*overrides: str) -> Params:
 
 
 def tiny(tmp: Path, *overrides: str) -> Params:
-    """Tiny configuration with every path inside ``tmp``."""
-    paths = [
-        f"sets.source.raw={tmp}/raw/source",
-        f"sets.target.raw={tmp}/raw/target",
-        f"validate.out={tmp}/validated",
-        f"augment.out={tmp}/augmented",
-        f"pack.out={tmp}/packed",
-        f"pack.splits={tmp}/splits",
-        f"train.out={tmp}/models/train",
-        f"train.metrics={tmp}/metrics/train",
-        f"train.history={tmp}/reports/train",
-        f"train.checkpoints={tmp}/checkpoints",
-        f"resolve.out={tmp}/models/pretrained",
-        f"finetune.out={tmp}/models/finetune",
-        f"finetune.metrics={tmp}/metrics/finetune.json",
-        f"finetune.history={tmp}/reports/finetune.csv",
-        f"finetune.pretrained={tmp}/models/train/source",
-        f"selfsup.metrics={tmp}/metrics/selfsup",
-        f"selfsup.history={tmp}/reports/selfsup",
-        f"evaluate.model={tmp}/models/finetune",
-        f"evaluate.baseline={tmp}/models/train/target",
-        f"evaluate.out={tmp}/reports/evaluate",
-        f"evaluate.metrics={tmp}/metrics/evaluate.json",
-        f"register.out={tmp}/reports/register",
-        f"predict.out={tmp}/predictions",
-        f"measure.out={tmp}/reports/measure",
-    ]
-    return params(*TINY, *paths, *overrides)
+    """Tiny configuration with every path inside ``tmp`` (params.yaml's layout under it:
+    ``tmp/data/raw/target``, ``tmp/models/train/source``, ...; see ``Params.rooted``)."""
+    return params(*TINY, *overrides).rooted(tmp, raw=True)
 
 
 @pytest.fixture
@@ -117,20 +93,11 @@ def _own_mlflow_environment():
     os.environ.update(saved)
 
 
-PATH_KEYS = [
-    "validate.out", "augment.out", "pack.out", "pack.splits", "train.out", "train.metrics",
-    "train.history", "train.checkpoints", "resolve.out", "finetune.pretrained", "finetune.out",
-    "finetune.metrics", "finetune.history", "evaluate.model", "evaluate.baseline",
-    "evaluate.out", "evaluate.metrics", "selfsup.metrics", "selfsup.history",
-]  # fmt: skip
-
-
 def path_overrides(p: Params) -> list[str]:
     """``-S`` values that pin every data and model path of ``p`` (e.g. from ``tiny``): a
     command run with them reads and writes nowhere else."""
     tree = p.model_dump(mode="json", by_alias=True)
     pairs = {f"sets.{name}.raw": s["raw"] for name, s in tree["sets"].items()}
-    for key in PATH_KEYS:
-        section, field = key.split(".")
-        pairs[key] = tree[section][field]
+    for section, fields in OUTPUT_PATHS.items():
+        pairs |= {f"{section}.{field}": tree[section][field] for field in fields}
     return [f"{k}={v}" for k, v in pairs.items()]

@@ -40,19 +40,19 @@ def test_flags_become_overrides_beside_dash_s():
 
 def test_missing_data_folder_says_what_to_do(tmp_path, caplog):
     assert main(["validate", *_args(tmp_path)]) == 2
-    assert f"{tmp_path}/raw/target: data folder not found" in caplog.text
+    assert f"{tmp_path}/data/raw/target: data folder not found" in caplog.text
     assert "gbmseg synth" in caplog.text and "dvc pull" in caplog.text
-    assert not (tmp_path / "validated").exists()
+    assert not (tmp_path / "data" / "validated").exists()
 
 
 def test_mask_without_image_is_named(tmp_path, caplog):
     assert main(["synth", *_args(tmp_path)]) == 0
-    first = sorted((tmp_path / "raw" / "target" / "images").iterdir())[0]
+    first = sorted((tmp_path / "data" / "raw" / "target" / "images").iterdir())[0]
     first.unlink()
     assert main(["validate", "target", *_args(tmp_path)]) == 2
     text = f"target/masks/{first.name}: expect_column_values_to_be_in_set(has_image)"
     assert text in caplog.text
-    assert not (tmp_path / "validated").exists()
+    assert not (tmp_path / "data" / "validated").exists()
 
 
 def test_unknown_override_key_is_rejected(tmp_path, caplog):

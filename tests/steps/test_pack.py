@@ -60,7 +60,7 @@ def test_adding_three_images_keeps_every_earlier_test_image_in_test(tmp_path):
     first = splits.read(p.paths("target").split_file)
     tests_before = {n for n, s in first.items() if s == "test"}
     assert tests_before
-    raw = tmp_path / "raw" / "target"
+    raw = tmp_path / "data" / "raw" / "target"
     extra = tmp_path / "extra"  # three more labelled images, named after the first eight
     synth.write_set(p.synth.model_copy(update={"seed": 99}), extra, "black", "target", 11)
     for sub in ("images", "masks"):

@@ -3,6 +3,7 @@ finetune starts from with a fresh head."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,9 +29,9 @@ def lab(tmp_path_factory):
     unlabelled = root / "unlabelled"
     p = prepared(tiny(root, *SMALL, f"selfsup.unlabelled={{lab: {unlabelled}}}"))
     unlabelled.mkdir()
-    for img in sorted((root / "raw" / "target" / "images").iterdir()):
+    for img in sorted((Path(p.target.raw) / "images").iterdir()):
         shutil.copy(img, unlabelled / img.name)
-    test_image = sorted((root / "raw" / "target" / "test" / "images").iterdir())[0]
+    test_image = sorted((Path(p.target.raw) / "test" / "images").iterdir())[0]
     shutil.copy(test_image, unlabelled / "copy_of_a_test_image.png")
     res = stages.selfsup(p, "lab")
     return root, p, res, test_image
@@ -110,11 +111,11 @@ def test_names_and_crop_sizes_are_checked(tmp_path):
 
 
 def test_the_command_runs_the_stage_and_names_the_next_step(lab, tmp_path, capsys):
-    root, p, _, _ = lab
+    _, p, _, _ = lab
     unlabelled = p.selfsup.unlabelled["lab"]
     args = [*TINY, *SMALL, *path_overrides(p), f"train.out={tmp_path}/train"]
     args += [f"selfsup.unlabelled={{lab: {unlabelled}}}", f"selfsup.metrics={tmp_path}/m"]
-    args += [f"selfsup.history={tmp_path}/h", f"pack.out={root}/packed"]
+    args += [f"selfsup.history={tmp_path}/h", f"pack.out={p.pack.out}"]
     assert main(["selfsup", "lab", *[a for kv in args for a in ("-S", kv)], "--no-track"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["images"] == 5 and (tmp_path / "train" / "lab" / "model.pt").is_file()

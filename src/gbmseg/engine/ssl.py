@@ -94,7 +94,7 @@ def pretrain(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        running += float(loss)
+        running += loss.item()
         if (step + 1) % every == 0:
             history.append(running / every)
             log.info(
