@@ -98,7 +98,7 @@ def _register(root, p, name, group="g", lock=""):
             p.tracking,
             _eval_params(root, p, name),
             _target(p)[0],
-            logger=run,
+            run_log=run,
             model_dir=root / name / "model",
             tags={"who": name},
         )

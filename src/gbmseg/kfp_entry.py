@@ -3,8 +3,8 @@ artifact paths Kubeflow hands the component.
 
 Each component hands its artifacts' paths by role to ``run_task``; ``ARTIFACTS`` maps them
 onto the params keys that name those paths (per-set outputs live in ``<artifact>/<set>``,
-exactly as under DVC's base folders), and ``run`` runs the stage.  No kfp import here: the component passes its Metrics artifact in, and only its
-``log_metric`` method is used.
+exactly as under DVC's base folders), and ``run`` runs the stage.  No kfp import here: the
+component passes its Metrics artifact in, and only its ``log_metric`` method is used.
 """
 
 from __future__ import annotations
@@ -183,8 +183,8 @@ def run(
     if step in ("train", "finetune") and parsed.train.gpus > 1:
         result = _torchrun(step, item, tree, parsed.train.gpus)
     else:
-        with stages.tracked(parsed, step, track) as logger:
-            args = (parsed, item, logger) if step in stages.PER_SET else (parsed, logger)
+        with stages.tracked(parsed, step, track) as run_log:
+            args = (parsed, item, run_log) if step in stages.PER_SET else (parsed, run_log)
             result = STAGES[step](*args)
     if metrics is not None:
         for key, value in numbers(result).items():

@@ -1,6 +1,6 @@
 """What a step may log to the experiment tracker, without importing it.
 
-Every step takes an optional ``logger`` of this shape and logs its own parameters, metrics
+Every step takes an optional ``run_log`` of this shape and logs its own parameters, metrics
 and files through it (``gbmseg.tracking.RunLogger`` is the MLflow implementation; ``None``
 when tracking is off or on a non-zero torchrun rank).
 """

@@ -3,7 +3,7 @@ paths.  The CLI (``dvc repro`` runs it) and the Kubeflow components both call th
 the mapping from params.yaml to a step's inputs and outputs exists once.
 
 Each stage takes the parsed ``Params``, the set it works on (for per-set stages), the
-tracker's run logger (or None) and returns the step's result, a JSON-able dict.
+tracker's run log (a ``RunLog``, or None) and returns the step's result, a JSON-able dict.
 """
 
 from __future__ import annotations
@@ -74,11 +74,11 @@ def setup_registry(params: Params, ref: str) -> None:
         tracking.setup(params.tracking)
 
 
-def synth(params: Params, logger: RunLog | None = None) -> dict:
-    from gbmseg.steps import synth as step
+def synth(params: Params, run_log: RunLog | None = None) -> dict:
+    import gbmseg.steps.synth
 
     src = params.sets.get("source")
-    meta = step.run(
+    meta = gbmseg.steps.synth.run(
         params.synth,
         src.raw if src else None,
         params.target.raw,
@@ -88,47 +88,49 @@ def synth(params: Params, logger: RunLog | None = None) -> dict:
     return {name: len(m["images"]) for name, m in meta.items()}
 
 
-def validate(params: Params, name: str, logger: RunLog | None = None) -> dict:
-    from gbmseg.steps import validate as step
+def validate(params: Params, name: str, run_log: RunLog | None = None) -> dict:
+    import gbmseg.steps.validate
 
     s, out = params.labelled(name), params.paths(name).validated
-    res = step.run(
+    res = gbmseg.steps.validate.run(
         params.validate_,
         s.raw,
         out,
         s.positive,
-        logger=logger,
+        run_log=run_log,
         pixel_size_nm=s.pixel_size_nm,
         set_key=f"sets.{name}.pixel_size_nm",
     )
     return res | {"out": str(out)}
 
 
-def augment(params: Params, name: str, logger: RunLog | None = None) -> dict:
-    from gbmseg.steps import augment as step
+def augment(params: Params, name: str, run_log: RunLog | None = None) -> dict:
+    import gbmseg.steps.augment
 
     sp = params.paths(name)
-    return step.run(params.augment, sp.validated, sp.augmented, logger)
+    return gbmseg.steps.augment.run(params.augment, sp.validated, sp.augmented, run_log)
 
 
-def pack(params: Params, name: str, logger: RunLog | None = None) -> dict:
-    from gbmseg.steps import pack as step
+def pack(params: Params, name: str, run_log: RunLog | None = None) -> dict:
+    import gbmseg.steps.pack
 
     sp = params.paths(name)
-    res = step.run(
-        params.pack, sp.validated, sp.augmented, sp.packed, split_file=sp.split_file, logger=logger
-    )
+    res = gbmseg.steps.pack.run(
+        params.pack, sp.validated, sp.augmented, sp.packed,
+        split_file=sp.split_file, run_log=run_log,
+    )  # fmt: skip
     return {f"{s}_images": len(v["sources"]) for s, v in res["splits"].items()} | {
         f"{s}_tiles": v["tiles"] for s, v in res["splits"].items()
     }
 
 
-def train(params: Params, name: str, logger: RunLog | None = None, resume: bool = False) -> dict:
-    from gbmseg.steps import train as step
+def train(params: Params, name: str, run_log: RunLog | None = None, resume: bool = False) -> dict:
+    import gbmseg.steps.train
 
     params.labelled(name)
-    tp = params.train_params(name)
-    return step.run(tp, params.paths(name).packed, logger, resume, augment=params.augment)
+    train_p = params.train_params(name)
+    packed = params.paths(name).packed
+    return gbmseg.steps.train.run(train_p, packed, run_log, resume, augment=params.augment)
 
 
 def target_test_images(params: Params) -> set[str]:
@@ -139,12 +141,12 @@ def target_test_images(params: Params) -> set[str]:
     return set(json.loads(path.read_text())["splits"]["test"].get("pixels_sha256", []))
 
 
-def selfsup(params: Params, name: str, logger: RunLog | None = None) -> dict:
-    from gbmseg.steps import selfsup as step
+def selfsup(params: Params, name: str, run_log: RunLog | None = None) -> dict:
+    import gbmseg.steps.selfsup
 
     out, metrics, history = params.selfsup_paths(name)
     t = params.train
-    return step.run(
+    return gbmseg.steps.selfsup.run(
         params.selfsup,
         t.model,
         params.unlabelled(name),
@@ -154,66 +156,66 @@ def selfsup(params: Params, name: str, logger: RunLog | None = None) -> dict:
         exclude=target_test_images(params),
         device=t.device,
         amp=t.amp,
-        logger=logger,
+        run_log=run_log,
     ) | {"out": str(out)}
 
 
-def resolve(params: Params, logger: RunLog | None = None) -> dict:
-    from gbmseg.steps import resolve as step
+def resolve(params: Params, run_log: RunLog | None = None) -> dict:
+    import gbmseg.steps.resolve
 
     setup_registry(params, params.finetune.pretrained)
-    return step.run(params.resolve, params.finetune.pretrained, logger)
+    return gbmseg.steps.resolve.run(params.resolve, params.finetune.pretrained, run_log)
 
 
-def finetune(params: Params, logger: RunLog | None = None, resume: bool = False) -> dict:
-    from gbmseg.steps import finetune as step
+def finetune(params: Params, run_log: RunLog | None = None, resume: bool = False) -> dict:
+    import gbmseg.steps.finetune
 
     folder = Path(params.resolve.out)
     info = folder / "pretrained.json"
     name = json.loads(info.read_text())["reference"] if info.is_file() else str(folder)
     packed = params.paths(params.finetune.target).packed
-    tp = params.finetune_train_params()
-    return step.run(
+    train_p = params.finetune_train_params()
+    return gbmseg.steps.finetune.run(
         params.finetune,
-        tp,
+        train_p,
         folder,
         packed,
-        logger=logger,
+        run_log=run_log,
         resume=resume,
         augment=params.augment,
         pretrained_name=name,
     )
 
 
-def evaluate(params: Params, logger: RunLog | None = None) -> dict:
-    from gbmseg.steps import evaluate as step
+def evaluate(params: Params, run_log: RunLog | None = None) -> dict:
+    import gbmseg.steps.evaluate
 
     e, sp = params.evaluate, params.paths(params.finetune.target)
     baseline = e.baseline or None
-    return step.run(
+    return gbmseg.steps.evaluate.run(
         e,
         e.model,
         sp.validated,
         sp.packed,
         baseline_dir=baseline,
-        logger=logger,
+        run_log=run_log,
         thickness=params.measure,
     )
 
 
-def register(params: Params, logger: RunLog) -> dict:
+def register(params: Params, run_log: RunLog) -> dict:
+    import gbmseg.steps.register
     from gbmseg import tracking
     from gbmseg.data.atomic import git_sha
-    from gbmseg.steps import register as step
 
     tags = {"git_sha": git_sha(), "params_digest": params.digest(), "data_hash": data_hash()}
     validated = params.paths(params.finetune.target).validated
-    res = step.run(
+    res = gbmseg.steps.register.run(
         params.register_,
         params.tracking,
         params.evaluate,
         validated,
-        logger=logger,
+        run_log=run_log,
         model_dir=params.evaluate.model,
         tags=tags,
     )

@@ -38,14 +38,14 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 GROUP_TAG = "gbmseg.pipeline_run"
 
 
-def _user_uri(tp: TrackingParams) -> str:
+def _user_uri(tracking_p: TrackingParams) -> str:
     """The store the user named (MLFLOW_TRACKING_URI, else params tracking.uri); "" = none."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or tp.uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or tracking_p.uri
 
 
-def resolve_uri(tp: TrackingParams, root: str | Path = ".") -> str:
+def resolve_uri(tracking_p: TrackingParams, root: str | Path = ".") -> str:
     """MLFLOW_TRACKING_URI, else params tracking.uri, else a sqlite file in the project."""
-    return _user_uri(tp) or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+    return _user_uri(tracking_p) or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
 
 
 def _point_mlflow_at(uri: str) -> None:
@@ -62,18 +62,18 @@ def _point_mlflow_at(uri: str) -> None:
             os.environ[key] = value
 
 
-def setup(tp: TrackingParams, root: str | Path = ".") -> str:
+def setup(tracking_p: TrackingParams, root: str | Path = ".") -> str:
     """Point MLflow at the store and make sure the experiment exists; return its id."""
-    embedded = not _user_uri(tp)  # the project's own store keeps its artifacts beside it
-    _point_mlflow_at(resolve_uri(tp, root))
-    exp = mlflow.get_experiment_by_name(tp.experiment)
+    embedded = not _user_uri(tracking_p)  # the project's own store keeps its artifacts beside it
+    _point_mlflow_at(resolve_uri(tracking_p, root))
+    exp = mlflow.get_experiment_by_name(tracking_p.experiment)
     if exp is not None:
         return exp.experiment_id
     location = (Path(root).resolve() / "mlartifacts").as_uri() if embedded else None
     try:
-        return mlflow.create_experiment(tp.experiment, artifact_location=location)
+        return mlflow.create_experiment(tracking_p.experiment, artifact_location=location)
     except MlflowException:  # created concurrently by another stage
-        return mlflow.get_experiment_by_name(tp.experiment).experiment_id
+        return mlflow.get_experiment_by_name(tracking_p.experiment).experiment_id
 
 
 class RunLogger:
@@ -174,27 +174,27 @@ def _parent_run(experiment_id: str, group: str) -> str:
 
 @contextlib.contextmanager
 def stage_run(
-    tp: TrackingParams, step: str, group: str, root: str | Path = "."
+    tracking_p: TrackingParams, step: str, group: str, root: str | Path = "."
 ) -> Iterator[RunLogger]:
     """A nested run for one stage under the pipeline's parent run.  An unreachable store
     fails here, before the step runs: nothing is computed, nothing is lost."""
     try:
-        exp_id = setup(tp, root)
+        exp_id = setup(tracking_p, root)
         parent = _parent_run(exp_id, group)
     except (MlflowException, OSError) as exc:
-        raise _unreachable(tp, root, exc) from exc
+        raise _unreachable(tracking_p, root, exc) from exc
     tags = {GROUP_TAG: group, "gbmseg.step": step, "mlflow.parentRunId": parent}
     try:
         run = mlflow.start_run(experiment_id=exp_id, run_name=step, tags=tags)
     except (MlflowException, OSError) as exc:
-        raise _unreachable(tp, root, exc) from exc
-    logger = RunLogger(run.info.run_id)
+        raise _unreachable(tracking_p, root, exc) from exc
+    run_log = RunLogger(run.info.run_id)
     status = "FAILED"
     try:
-        yield logger
+        yield run_log
         status = "FINISHED"
     finally:
-        sent = logger.flush()
+        sent = run_log.flush()
         try:
             mlflow.end_run(status)
         except (MlflowException, OSError) as exc:
@@ -204,12 +204,12 @@ def stage_run(
                 "%s: %d item(s) never reached MLflow run %s; the step's outputs on disk hold "
                 "them all",
                 step,
-                len(logger.pending),
-                logger.run_id,
+                len(run_log.pending),
+                run_log.run_id,
             )
 
 
-def _unreachable(tp: TrackingParams, root: str | Path, exc: Exception) -> TrackingError:
+def _unreachable(tracking_p: TrackingParams, root: str | Path, exc: Exception) -> TrackingError:
     text = str(exc).splitlines()[0][:200]
     if any(code in text for code in ("401", "403", "Unauthorized", "credentials")):
         hint = (
@@ -222,8 +222,8 @@ def _unreachable(tp: TrackingParams, root: str | Path, exc: Exception) -> Tracki
             "--no-track"
         )
     return TrackingError(
-        f"MLflow at {resolve_uri(tp, root)} is unreachable or refused the request ({text}); "
-        f"nothing was run. {hint}, and run again"
+        f"MLflow at {resolve_uri(tracking_p, root)} is unreachable or refused the request "
+        f"({text}); nothing was run. {hint}, and run again"
     )
 
 
@@ -260,10 +260,12 @@ def log_model(model_dir: str | Path, input_example: np.ndarray) -> str:
     return info.model_uri
 
 
-def register_version(tp: TrackingParams, model_uri: str, tags: dict[str, Any]) -> str:
-    """Register a new version of ``tp.model_name``; return its number."""
-    mv = mlflow.register_model(model_uri, tp.model_name, tags={k: str(v) for k, v in tags.items()})
-    log.info("registered %s version %s", tp.model_name, mv.version)
+def register_version(tracking_p: TrackingParams, model_uri: str, tags: dict[str, Any]) -> str:
+    """Register a new version of ``tracking_p.model_name``; return its number."""
+    mv = mlflow.register_model(
+        model_uri, tracking_p.model_name, tags={k: str(v) for k, v in tags.items()}
+    )
+    log.info("registered %s version %s", tracking_p.model_name, mv.version)
     return str(mv.version)
 
 

@@ -168,7 +168,7 @@ def test_version_with_missing_artifact_is_refused_and_no_alias_moves(
         with pytest.raises(TrackingError, match="v2 refused: source artifact missing"):
             ep = _eval_params(root, p, "bad")
             register.run(
-                rp, p.tracking, ep, _target(p)[0], logger=losing, model_dir=root / "bad" / "model"
+                rp, p.tracking, ep, _target(p)[0], run_log=losing, model_dir=root / "bad" / "model"
             )
     assert tracking.alias_version(p.tracking.model_name, "champion") == "1"
     assert tracking.alias_version(p.tracking.model_name, "challenger") != "2"

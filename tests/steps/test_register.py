@@ -37,7 +37,7 @@ def test_a_model_other_than_the_evaluated_one_is_refused(world, store):  # noqa:
             p.tracking,
             _eval_params(root, p, "good"),
             _target(p)[0],
-            logger=run,
+            run_log=run,
             model_dir=other,
         )
     assert tracking.alias_version(p.tracking.model_name, "challenger") is None

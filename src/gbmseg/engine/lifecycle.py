@@ -120,7 +120,7 @@ def fit(
     model: UNet,
     p: TrainParams,
     packed: list[Path],
-    logger: RunLog | None = None,
+    run_log: RunLog | None = None,
     resume: bool = False,
     augment: AugmentParams | None = None,
     *,
@@ -157,7 +157,7 @@ def fit(
     net = distributed.wrap(model, d, prec.device)
     if p.compile:
         net = torch.compile(net)
-    hook = logger.metrics if logger and d.is_main else None
+    hook = run_log.metrics if run_log and d.is_main else None
     trainer = Trainer(
         net, p, prec, ckpt_dir, on_metrics=hook, is_main=d.is_main, lr_scales=lr_scales
     )
@@ -226,12 +226,12 @@ def publish(
     return metrics
 
 
-def log_run(logger: RunLog, p: TrainParams, metrics: dict, history: list[dict]) -> None:
-    logger.metrics(numbers(metrics))
-    logger.artifact(p.history, "curves")
+def log_run(run_log: RunLog, p: TrainParams, metrics: dict, history: list[dict]) -> None:
+    run_log.metrics(numbers(metrics))
+    run_log.artifact(p.history, "curves")
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "learning_curve.png").write_bytes(curves_png(history))
-        logger.artifact(Path(tmp) / "learning_curve.png", "curves")
+        run_log.artifact(Path(tmp) / "learning_curve.png", "curves")
 
 
 def train_and_publish(
@@ -240,7 +240,7 @@ def train_and_publish(
     packed: list[Path],
     step: str,
     trained_on: list[str],
-    logger: RunLog | None = None,
+    run_log: RunLog | None = None,
     resume: bool = False,
     augment: AugmentParams | None = None,
     extra: dict | None = None,
@@ -249,7 +249,7 @@ def train_and_publish(
     lr_scales: dict[str, float] | None = None,
 ) -> dict:
     """Fit, publish from rank 0 only, shut torchrun down; the step's result."""
-    result = fit(model, p, packed, logger, resume, augment, lr_scales=lr_scales)
+    result = fit(model, p, packed, run_log, resume, augment, lr_scales=lr_scales)
     d = distributed.from_env()
     if not d.is_main:
         distributed.shutdown()
@@ -266,8 +266,8 @@ def train_and_publish(
             p.max_minutes,
             result.epochs_run,
         )
-    if logger:
-        log_run(logger, p, metrics, result.history)
+    if run_log:
+        log_run(run_log, p, metrics, result.history)
     log.info(
         "%s: best val Dice %s at epoch %d (%s) -> %s",
         step,

@@ -28,7 +28,7 @@ def trainable(validated: Path) -> list[str]:
 
 
 def run(
-    p: AugmentParams, validated: str | Path, out: str | Path, logger: RunLog | None = None
+    p: AugmentParams, validated: str | Path, out: str | Path, run_log: RunLog | None = None
 ) -> dict:
     """Write images/, masks/ (0/1), manifest.json (copy -> source) and preview.png."""
     validated, out = Path(validated), Path(out)
@@ -63,7 +63,7 @@ def run(
         )
     log.info("augment: %d copies of %d images -> %s", len(sources), len(names), out)
     result = {"images": len(names), "copies": len(sources)}
-    if logger:
-        logger.metrics(numbers(result))
-        logger.artifact(out / "preview.png", "augment")
+    if run_log:
+        run_log.metrics(numbers(result))
+        run_log.artifact(out / "preview.png", "augment")
     return result

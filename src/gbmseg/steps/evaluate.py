@@ -93,7 +93,7 @@ def run(
     packed: str | Path,
     *,
     baseline_dir: str | Path | None = None,
-    logger: RunLog | None = None,
+    run_log: RunLog | None = None,
     thickness: MeasureParams | None = None,
 ) -> dict:
     """Score ``model_dir`` (and ``baseline_dir``) on the packed set's test images; with
@@ -134,9 +134,9 @@ def run(
         write_json(tmp / "_meta.json", meta("evaluate", p.model_dump(mode="json"), inputs))
     summary |= {"n_images": len(rows), "model_sha256": scored["sha256"]}
     write_json(p.metrics, summary)
-    if logger:
-        logger.metrics({f"test_{k}": v for k, v in summary.items() if k != "model_sha256"})
-        logger.artifact(p.out, "evaluate")
+    if run_log:
+        run_log.metrics({f"test_{k}": v for k, v in summary.items() if k != "model_sha256"})
+        run_log.artifact(p.out, "evaluate")
     log.info(
         "evaluate: Dice %.4f (scratch baseline %s) on %d held-out images -> %s",
         summary["dice"],

@@ -84,39 +84,39 @@ def check_scale(model_nm: float | None, target_nm: float | None, name: str, pack
 
 def run(
     p: FinetuneParams,
-    tp: TrainParams,
+    train_p: TrainParams,
     pretrained: str | Path,
     packed: str | Path,
     *,
-    logger: RunLog | None = None,
+    run_log: RunLog | None = None,
     resume: bool = False,
     augment: AugmentParams | None = None,
     pretrained_name: str = "",
 ) -> dict:
-    """Fine-tune the model folder ``pretrained`` on ``packed`` with the train params ``tp``
+    """Fine-tune the model folder ``pretrained`` on ``packed`` with the train params ``train_p``
     (= train + the finetune overrides); ``pretrained_name`` is how reports name it."""
     name = pretrained_name or str(pretrained)
     model = load_model(pretrained)
     check_scale(model.pixel_size_nm(), lifecycle.packed_pixel_size([packed]), name, packed)
     labelled = lifecycle.learnt_from_labels(pretrained)
     if not labelled:  # a reconstruction head: segmentation starts from a fresh one
-        seed_everything(tp.seed)
+        seed_everything(train_p.seed)
         model.reset_head()
     strategy, reports = choose(p, model, packed, name, labelled)
     counts = freezing.apply(model, strategy, p.shallow_levels)
     log.info("finetune: %s from %s, %s", strategy, name, counts)
-    if logger:
-        logger.params({"finetune": p.model_dump(mode="json"), **counts})
+    if run_log:
+        run_log.params({"finetune": p.model_dump(mode="json"), **counts})
         if reports:
             decision = json.loads(reports["transfer_report.json"])
-            logger.tags({"transfer.quadrant": decision["quadrant"], "transfer.strategy": strategy})
+            run_log.tags({"transfer.quadrant": decision["quadrant"], "transfer.strategy": strategy})
     seen = sorted(set(lifecycle.read_trained_on(pretrained)) | set(lifecycle.seen_images([packed])))
     extra = {"strategy": strategy, "pretrained": name, **counts}
     metrics = lifecycle.train_and_publish(
-        model, tp, [Path(packed)], "finetune", seen, logger, resume, augment, extra, reports,
+        model, train_p, [Path(packed)], "finetune", seen, run_log, resume, augment, extra, reports,
         lr_scales=freezing.lr_scales(model, p.encoder_lr_scale),
     )  # fmt: skip
-    if logger:
+    if run_log:
         for report in reports:
-            logger.artifact(Path(tp.out) / report, "transfer")
+            run_log.artifact(Path(train_p.out) / report, "transfer")
     return metrics

@@ -110,11 +110,11 @@ def run(
     out: str | Path,
     *,
     split_file: str | Path,
-    logger: RunLog | None = None,
+    run_log: RunLog | None = None,
 ) -> dict:
     """Give new images of ``validated`` a split in ``split_file``, then pack every split."""
     by_split = split_table(Path(validated), Path(split_file), p)
-    return write(p, validated, by_split, out, augmented=augmented, logger=logger)
+    return write(p, validated, by_split, out, augmented=augmented, run_log=run_log)
 
 
 def write(
@@ -124,7 +124,7 @@ def write(
     out: str | Path,
     *,
     augmented: str | Path | None = None,
-    logger: RunLog | None = None,
+    run_log: RunLog | None = None,
 ) -> dict:
     """Pack the named images of the validated set ``validated`` into ``out``: a train, val
     and test array pair and ``manifest.json`` (a split left out of ``by_split`` is empty).
@@ -180,7 +180,7 @@ def write(
     counts = {f"{s}_tiles": manifest["splits"][s]["tiles"] for s in splits.SPLITS}
     counts |= {f"{s}_images": len(by_split[s]) for s in splits.SPLITS}
     log.info("pack: %s -> %s", counts, out)
-    if logger:
-        logger.metrics(counts)
-        logger.artifact(out / "manifest.json", "pack")
+    if run_log:
+        run_log.metrics(counts)
+        run_log.artifact(out / "manifest.json", "pack")
     return manifest

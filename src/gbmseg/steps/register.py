@@ -54,10 +54,10 @@ def scored_model(ep: EvaluateParams, model_dir: str | Path | None) -> tuple[Path
     return folder, scored
 
 
-def load_champion(tp: TrackingParams, version: str):
+def load_champion(tracking_p: TrackingParams, version: str):
     """(model, images it saw) of the champion, or the reason it cannot be loaded."""
     try:
-        with tracking.downloaded(f"models:/{tp.model_name}/{version}") as folder:
+        with tracking.downloaded(f"models:/{tracking_p.model_name}/{version}") as folder:
             return load_model(folder), set(read_trained_on(folder)), None
     except (CheckpointError, tracking.MlflowException, OSError) as exc:
         return None, set(), f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
@@ -65,20 +65,20 @@ def load_champion(tp: TrackingParams, version: str):
 
 def decide(
     p: RegisterParams,
-    tp: TrackingParams,
+    tracking_p: TrackingParams,
     ep: EvaluateParams,
     table: pd.DataFrame,
     seen: set[str],
     validated: Path,
 ) -> dict:
     """Compare with the current champion (read now, inside the lock)."""
-    champion = tracking.alias_version(tp.model_name, "champion")
+    champion = tracking.alias_version(tracking_p.model_name, "champion")
     if champion is None:
         return {
             "promote": True,
             "reason": "no champion yet: the first valid model becomes champion",
         }
-    model, champion_seen, broken = load_champion(tp, champion)
+    model, champion_seen, broken = load_champion(tracking_p, champion)
     if broken:
         promote = p.replace_broken_champion
         action = (
@@ -124,11 +124,11 @@ def trained_pixel_size(folder: Path) -> float | None:
 
 def run(
     p: RegisterParams,
-    tp: TrackingParams,
+    tracking_p: TrackingParams,
     ep: EvaluateParams,
     validated: str | Path,
     *,
-    logger: tracking.RunLogger,
+    run_log: tracking.RunLogger,
     model_dir: str | Path | None = None,
     tags: dict[str, str] | None = None,
 ) -> dict:
@@ -142,25 +142,30 @@ def run(
         **{f"test_{k}": v for k, v in scores.items() if k != "model_sha256"},
         "model_sha256": scored["sha256"],
         "trained_on_images": len(seen),
-        "source_run_id": logger.run_id,
+        "source_run_id": run_log.run_id,
         "pixel_size_nm": trained_pixel_size(folder) or "unknown",
     }
-    version = tracking.find_version(tp.model_name, scored["sha256"])
+    version = tracking.find_version(tracking_p.model_name, scored["sha256"])
     if version is None:
         example = np.random.default_rng(0).random((1, 1, 64, 64), dtype=np.float32)
-        version = tracking.register_version(tp, logger.log_model(folder, example), all_tags)
+        logged = run_log.log_model(folder, example)
+        version = tracking.register_version(tracking_p, logged, all_tags)
     else:
-        log.info("register: %s v%s already holds this model; reusing it", tp.model_name, version)
-    tracking.verify_version(tp.model_name, version, scored["sha256"])
-    tracking.set_alias(tp.model_name, "challenger", version)
-    with promotion.lock(p.lock, tracking.tracking_uri(), tp.model_name):
-        decision = decide(p, tp, ep, table, seen, Path(validated))
+        log.info(
+            "register: %s v%s already holds this model; reusing it", tracking_p.model_name, version
+        )
+    tracking.verify_version(tracking_p.model_name, version, scored["sha256"])
+    tracking.set_alias(tracking_p.model_name, "challenger", version)
+    with promotion.lock(p.lock, tracking.tracking_uri(), tracking_p.model_name):
+        decision = decide(p, tracking_p, ep, table, seen, Path(validated))
         if decision["promote"]:
-            tracking.set_alias(tp.model_name, "champion", version)
-    tracking.tag_version(tp.model_name, version, {f"promotion.{k}": v for k, v in decision.items()})
+            tracking.set_alias(tracking_p.model_name, "champion", version)
+    tracking.tag_version(
+        tracking_p.model_name, version, {f"promotion.{k}": v for k, v in decision.items()}
+    )
     alias = "champion" if decision["promote"] else "challenger"
     result = {
-        "name": tp.model_name,
+        "name": tracking_p.model_name,
         "version": version,
         "alias": alias,
         "model": str(folder),
@@ -168,8 +173,10 @@ def run(
         "decision": decision,
         "tags": all_tags,
     }
-    logger.tags({"registered_version": version, "alias": alias, "promoted": decision["promote"]})
+    run_log.tags({"registered_version": version, "alias": alias, "promoted": decision["promote"]})
     with atomic_dir(p.out) as tmp:
         write_json(tmp / "registration.json", result)
-    log.info("register: %s v%s -> @%s (%s)", tp.model_name, version, alias, decision["reason"])
+    log.info(
+        "register: %s v%s -> @%s (%s)", tracking_p.model_name, version, alias, decision["reason"]
+    )
     return result

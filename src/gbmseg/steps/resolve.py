@@ -33,7 +33,7 @@ def _copy(src: Path, dst: Path) -> None:
         write_json(dst / TRAINED_ON, {"images": 0, "pixels_sha256": []})
 
 
-def run(p: ResolveParams, ref: str, logger: RunLog | None = None) -> dict:
+def run(p: ResolveParams, ref: str, run_log: RunLog | None = None) -> dict:
     """Resolve ``ref`` into ``p.out``; return what it resolved to."""
     info: dict = {"reference": ref}
     with atomic_dir(p.out) as tmp:
@@ -63,6 +63,6 @@ def run(p: ResolveParams, ref: str, logger: RunLog | None = None) -> dict:
         info["images_seen"] = json.loads((tmp / TRAINED_ON).read_text())["images"]
         write_json(tmp / "pretrained.json", info)
     log.info("resolve: %s -> %s (sha256 %s)", ref, p.out, info["sha256"][:12])
-    if logger:
-        logger.tags({f"pretrained.{k}": v for k, v in info.items()})
+    if run_log:
+        run_log.tags({f"pretrained.{k}": v for k, v in info.items()})
     return info

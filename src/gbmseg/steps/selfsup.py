@@ -81,7 +81,7 @@ def run(
     exclude: set[str] | frozenset[str] = frozenset(),
     device: str = "auto",
     amp: str = "auto",
-    logger: RunLog | None = None,
+    run_log: RunLog | None = None,
 ) -> dict:
     """Pretrain on the images of ``folder`` (those in ``exclude``, pixel hashes, left out);
     publish the model folder ``out``, ``metrics`` (JSON) and ``history`` (loss CSV)."""
@@ -91,8 +91,8 @@ def run(
     prec = resolve(device, amp)
     every = max(1, min(50, p.steps // 10))
     log.info("selfsup: %d unlabelled image(s) from %s, %d steps", len(images), folder, p.steps)
-    if logger:
-        logger.params({"selfsup": p.model_dump(mode="json"), "unlabelled": str(folder)})
+    if run_log:
+        run_log.params({"selfsup": p.model_dump(mode="json"), "unlabelled": str(folder)})
     t0 = time.perf_counter()
     losses = ssl.pretrain(
         model, images, prec, p.steps, p.batch_size, p.tile, p.lr, p.mask_ratio, p.patch,
@@ -115,8 +115,8 @@ def run(
     write_model_folder(out, model, "selfsup", params, hashes, labelled=False, inputs=inputs)
     write_json(metrics, result)
     write_text(history, loss_csv(losses, every))
-    if logger:
-        logger.metrics(numbers(result))
-        logger.artifact(history, "curves")
+    if run_log:
+        run_log.metrics(numbers(result))
+        run_log.artifact(history, "curves")
     log.info("selfsup: final loss %s in %.0f s -> %s", result["final_loss"], seconds, out)
     return result

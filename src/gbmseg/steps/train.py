@@ -21,7 +21,7 @@ from gbmseg.runlog import RunLog
 def run(
     p: TrainParams,
     packed: str | Path | list[str | Path],
-    logger: RunLog | None = None,
+    run_log: RunLog | None = None,
     resume: bool = False,
     *,
     augment: AugmentParams | None = None,
@@ -41,9 +41,9 @@ def run(
         if not lifecycle.learnt_from_labels(start):
             model.reset_head()
         seen = sorted(set(seen) | set(lifecycle.read_trained_on(start)))
-    if logger:
-        logger.params({"train": p.model_dump(mode="json"), "packed": [str(f) for f in folders],
+    if run_log:
+        run_log.params({"train": p.model_dump(mode="json"), "packed": [str(f) for f in folders],
                        "start": str(start or "")})  # fmt: skip
     return lifecycle.train_and_publish(
-        model, p, folders, "train", seen, logger, resume=resume, augment=augment
+        model, p, folders, "train", seen, run_log, resume=resume, augment=augment
     )

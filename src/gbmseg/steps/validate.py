@@ -135,7 +135,7 @@ def run(
     out: str | Path,
     positive: str | dict[str, str],
     *,
-    logger: RunLog | None = None,
+    run_log: RunLog | None = None,
     pixel_size_nm: float | None = None,
     set_key: str = "sets.<set>.pixel_size_nm",
 ) -> dict:
@@ -194,9 +194,9 @@ def run(
         "expectations": len(gx_result["results"]),
         "calibrated_images": sum(r.pixel_size_nm is not None for r in rows),
     }
-    if logger:
-        logger.metrics(numbers(summary))
-        logger.artifact(out / "table.csv", "validate")
+    if run_log:
+        run_log.metrics(numbers(summary))
+        run_log.artifact(out / "table.csv", "validate")
     log.info(
         "validate: %d pairs passed %d expectations -> %s", len(rows), summary["expectations"], out
     )
