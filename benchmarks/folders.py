@@ -20,7 +20,7 @@ import torch
 from gbmseg import metrics as M
 from gbmseg.config import load
 from gbmseg.data.io import list_images, read_image, read_mask, read_raw, write_png
-from gbmseg.engine.amp import resolve
+from gbmseg.engine.amp import choose_precision
 from gbmseg.inference import predict_proba
 from gbmseg.steps import pack as pack_step
 from gbmseg.steps import validate as validate_step
@@ -104,7 +104,7 @@ def score(
 ) -> list[dict]:
     """Per-image scores of whole images (any size) with tiled Gaussian-blended inference
     (``tta``: averaged over the four flips)."""
-    prec = resolve(device, "fp32")
+    prec = choose_precision(device, "fp32")
     model = model.to(prec.device).to(memory_format=torch.contiguous_format).eval()
     rows = []
     for name in chosen:

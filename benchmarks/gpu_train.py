@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import ROOT, table, write
 from gbmseg.config import load
-from gbmseg.engine.amp import resolve
+from gbmseg.engine.amp import choose_precision
 from gbmseg.engine.data import Batches
 from gbmseg.engine.objective import seg_loss
 from gbmseg.engine.trainer import Trainer
@@ -53,7 +53,7 @@ def run(amp: str, size: int, batch: int, steps: int, compile_: bool) -> dict:
             f"train.compile={str(compile_).lower()}",
         ],
     ).train
-    prec = resolve("cuda", amp)
+    prec = choose_precision("cuda", amp)
     torch.manual_seed(0)
     model = build(CLASSIC).cuda().to(memory_format=torch.channels_last)
     net = torch.compile(model) if compile_ else model

@@ -30,7 +30,7 @@ from benchmarks.phantoms import ribbon, slab_section, slab_tilts
 from gbmseg import thickness
 from gbmseg.config import load
 from gbmseg.data.io import read_image, write_png
-from gbmseg.engine.amp import resolve
+from gbmseg.engine.amp import choose_precision
 from gbmseg.engine.checkpoint import load_model
 from gbmseg.inference import predict_proba
 from gbmseg.steps import train
@@ -163,7 +163,7 @@ def composites(minutes: float, seed: int = 0) -> list[dict]:
                 tiles.append((img, m))
     with tempfile.TemporaryDirectory() as tmp:
         model = train_segmenter(tiles, minutes, Path(tmp))
-    prec, rows = resolve("cpu", "fp32"), []
+    prec, rows = choose_precision("cpu", "fp32"), []
     for nm_px in pixel_sizes:
         for tex in textures(data, names[20:30], nm_px, size):
             img, m, true_nm = composite(tex, rng, nm_px)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from benchmarks.common import ROOT, table, write
 from gbmseg.config import load
-from gbmseg.engine.amp import resolve
+from gbmseg.engine.amp import choose_precision
 from gbmseg.engine.data import Batches
 from gbmseg.engine.lifecycle import online_transform
 from gbmseg.engine.trainer import Trainer
@@ -77,7 +77,7 @@ def project(
         ROOT / "params.yaml",
         [f"train.batch_size={batch}", f"train.device={device}", "train.epochs=1"],
     ).train
-    prec = resolve(p.device, p.amp)
+    prec = choose_precision(p.device, p.amp)
     torch.manual_seed(0)
     model = (model or build(CLASSIC)).to(prec.device).to(memory_format=torch.channels_last)
     n = (steps + 1) * batch
@@ -117,9 +117,9 @@ def dice_check(device: str) -> dict:
         torch.manual_seed(0)
         model = build(p.model.model_dump())
         tr = Trainer(
-            model.to(resolve(device, amp).device),
+            model.to(choose_precision(device, amp).device),
             p,
-            resolve(device, amp),
+            choose_precision(device, amp),
             ROOT / "benchmarks" / "out" / "_scratch",
         )
         res = tr.fit(
@@ -139,7 +139,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
     args = ap.parse_args()
-    device = resolve(args.device, "fp32").device
+    device = choose_precision(args.device, "fp32").device
     x, y = data(max(16, (args.steps + 2) * args.batch), args.crop)
     rate_plain = plain(x, y, args.batch, args.steps, device)
     rate_proj, prec = project(x, y, args.batch, args.steps, args.device)

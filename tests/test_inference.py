@@ -3,11 +3,11 @@ import pytest
 import torch
 
 from gbmseg.data.io import starts
-from gbmseg.engine.amp import resolve
+from gbmseg.engine.amp import choose_precision
 from gbmseg.inference import gaussian_window, iter_bands, predict_proba
 from gbmseg.model.unet import build
 
-PREC = resolve("cpu", "fp32")
+PREC = choose_precision("cpu", "fp32")
 
 
 def _reference(model, img, tile, overlap):

@@ -14,7 +14,7 @@ from gbmseg import metrics as M
 from gbmseg.config import EvaluateParams, MeasureParams
 from gbmseg.data.io import read, read_raw, to_uint8, write_png
 from gbmseg.data.preview import error_overlay
-from gbmseg.engine.amp import resolve
+from gbmseg.engine.amp import choose_precision
 from gbmseg.inference import predict_at_scale
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
@@ -60,7 +60,7 @@ def score_images(
     with ``thickness``, the GBM thickness measured on prediction and label beside them, in nm
     at each image's own pixel size (in pixels, ``pixel_size_nm`` empty, where it has none).
     With ``p.resample``, each image is segmented at the model's pixel size."""
-    prec = resolve("auto", "auto")
+    prec = choose_precision("auto", "auto")
     model.to(prec.device)
     rows = []
     for i, name in enumerate(tqdm(names, desc=desc, unit="img", disable=None)):

@@ -18,13 +18,13 @@ class UNetPyfunc(PythonModel):
         self.model = checkpoint.load_model(context.artifacts["weights"])
 
     def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
-        from gbmseg.engine.amp import resolve
+        from gbmseg.engine.amp import choose_precision
         from gbmseg.inference import predict_proba
 
         x = np.asarray(model_input, dtype=np.float32)
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"expected input of shape (N, 1, H, W), got {x.shape}")
-        prec = resolve("auto", "fp32")
+        prec = choose_precision("auto", "fp32")
         self.model.to(prec.device)
         tile = max(x.shape[2], x.shape[3], self.model.multiple)
         return np.stack(

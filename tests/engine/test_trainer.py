@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gbmseg.engine import checkpoint
-from gbmseg.engine.amp import resolve
+from gbmseg.engine.amp import choose_precision
 from gbmseg.engine.data import Batches
 from gbmseg.engine.objective import lr_lambda, seg_loss
 from gbmseg.engine.trainer import Trainer, TrainingDiverged
@@ -35,7 +35,7 @@ def _train_params(**kw):
 def _fit(tmp_path, p, x, y, resume=None, on_metrics=None):
     torch.manual_seed(0)
     model = build(p.model.model_dump())
-    tr = Trainer(model, p, resolve("cpu", p.amp), tmp_path, on_metrics=on_metrics)
+    tr = Trainer(model, p, choose_precision("cpu", p.amp), tmp_path, on_metrics=on_metrics)
     train = Batches(x, y, p.batch_size, train=True, seed=0)
     val = Batches(x[:4], y[:4], p.batch_size, train=False)
     return model, tr.fit(train, val, resume_from=resume)
@@ -124,12 +124,12 @@ def test_malicious_pickle_is_refused(tmp_path):
 
 
 def test_bf16_autocast_is_chosen_on_cpus_with_amx():
-    prec = resolve("cpu", "auto")
+    prec = choose_precision("cpu", "auto")
     from gbmseg.engine.amp import cpu_has_amx
 
     assert (prec.dtype == torch.bfloat16) == cpu_has_amx()
-    assert resolve("cpu", "bf16").dtype == torch.bfloat16
-    assert resolve("cpu", "fp32").dtype is None
+    assert choose_precision("cpu", "bf16").dtype == torch.bfloat16
+    assert choose_precision("cpu", "fp32").dtype is None
 
 
 def test_online_augmentation_uses_the_augment_definition():

@@ -10,7 +10,7 @@ from PIL import Image
 
 from gbmseg.data.io import DataError
 from gbmseg.engine import checkpoint
-from gbmseg.engine.amp import resolve
+from gbmseg.engine.amp import choose_precision
 from gbmseg.inference import predict_proba
 from gbmseg.model.unet import build
 from gbmseg.steps import predict
@@ -41,7 +41,7 @@ def test_masks_match_probabilities_and_polarity(tmp_path, model_dir):
     )
     assert [r["image"].split("/")[-1] for r in res] == ["a.png", "b.tif"]
     model = checkpoint.load_model(model_dir)
-    prob = predict_proba(model, img, resolve("cpu", "fp32"), tile=64, batch=2)
+    prob = predict_proba(model, img, choose_precision("cpu", "fp32"), tile=64, batch=2)
     mask = tifffile.imread(tmp_path / "out" / "a.mask.tif")
     assert mask.shape == img.shape and set(np.unique(mask)) <= {0, 255}
     np.testing.assert_array_equal(mask == 0, prob > 0.5)  # black = structure
@@ -144,7 +144,7 @@ def test_two_runs_into_one_folder_never_mix_their_files(tmp_path, model_dir):
     assert errors == []
     mask = tifffile.imread(tmp_path / "o" / "a.mask.tif")
     model = checkpoint.load_model(model_dir)
-    prob = predict_proba(model, img, resolve("cpu", "fp32"), tile=64, batch=2)
+    prob = predict_proba(model, img, choose_precision("cpu", "fp32"), tile=64, batch=2)
     np.testing.assert_array_equal(mask == 0, prob > 0.5)  # whole and right, not interleaved
     assert not list((tmp_path / "o").glob(".*tmp"))
 
@@ -241,7 +241,7 @@ def test_an_image_at_another_scale_is_segmented_at_the_models_and_mapped_back(tm
     loaded = checkpoint.load_model(tmp_path / "model")
     assert loaded.pixel_size_nm() == 20.0
     loaded.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[-2:])))
-    prec = resolve("cpu", "fp32")
+    prec = choose_precision("cpu", "fp32")
     res = predict.predict_file(loaded, tmp_path / "a.tif", tmp_path / "o", _p(tile=128),
                                "black", prec)  # fmt: skip
     assert seen == [(128, 128)]  # the image at the model's scale is 128 px: one tile

@@ -36,7 +36,7 @@ def cpu_has_amx() -> bool:
     return bool(probe and probe())
 
 
-def resolve(device: str, amp: str) -> Precision:
+def choose_precision(device: str, amp: str) -> Precision:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
             "train.device=cuda but no CUDA device is visible; use device: auto or cpu"

@@ -25,7 +25,7 @@ from gbmseg.data import plots
 from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
 from gbmseg.data.stats import histogram
 from gbmseg.engine import checkpoint, distributed
-from gbmseg.engine.amp import Precision, resolve
+from gbmseg.engine.amp import Precision, choose_precision
 from gbmseg.engine.data import Batches, load_splits
 from gbmseg.engine.seed import seed_everything
 from gbmseg.engine.trainer import FitResult, Trainer
@@ -131,7 +131,7 @@ def fit(
     ckpt_dir = Path(p.checkpoints)
     seed_everything(p.seed)
     d = distributed.from_env()
-    prec = resolve(p.device, p.amp)
+    prec = choose_precision(p.device, p.amp)
     prec = Precision(distributed.device_for(d, prec.device), prec.dtype)
     distributed.init(d, prec.device)
     model.to(prec.device)

@@ -42,7 +42,7 @@ def lr_lambda(total_steps: int, warmup_steps: int, kind: str = "cosine") -> Call
 
 
 @torch.no_grad()
-def validate(
+def validation_dice(
     model: torch.nn.Module, batches: Batches, prec: Precision, channels_last: bool = False
 ) -> dict[str, float]:
     """Global Dice over the validation tiles (each rank scores its share, then all-reduce)."""

@@ -21,7 +21,14 @@ from gbmseg.config import TrainParams
 from gbmseg.engine import checkpoint, distributed
 from gbmseg.engine.amp import Precision
 from gbmseg.engine.data import Batches
-from gbmseg.engine.objective import layout, lr_lambda, param_groups, seg_loss, unwrap, validate
+from gbmseg.engine.objective import (
+    layout,
+    lr_lambda,
+    param_groups,
+    seg_loss,
+    unwrap,
+    validation_dice,
+)
 from gbmseg.engine.preemption import StopRequest, TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -216,7 +223,7 @@ class Trainer:
             scores = (
                 {"val_dice": math.nan}
                 if fixed
-                else validate(self.model, val, self.prec, self.p.channels_last)
+                else validation_dice(self.model, val, self.prec, self.p.channels_last)
             )
             row = {"epoch": epoch + 1, **self.train_epoch(epoch, train), **scores}
             r.history.append(row)

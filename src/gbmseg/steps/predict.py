@@ -32,7 +32,7 @@ from gbmseg.data import labelme, resample, scale
 from gbmseg.data.atomic import write_json
 from gbmseg.data.io import collect_images, pixel_size_of, read_raw, to_uint8
 from gbmseg.data.scale import PixelSize
-from gbmseg.engine.amp import resolve
+from gbmseg.engine.amp import choose_precision
 from gbmseg.engine.checkpoint import load_model
 from gbmseg.inference import iter_bands, model_pixel_size, predict_at_scale
 
@@ -227,7 +227,7 @@ def run(
         model = load_model_ref(model_ref)
     else:
         model = load_model(model_ref)
-    prec = resolve(p.device, p.amp)
+    prec = choose_precision(p.device, p.amp)
     model.to(prec.device)
     results = [
         predict_file(model, f, Path(out), p, positive, prec, label)

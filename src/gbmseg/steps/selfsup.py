@@ -24,7 +24,7 @@ from gbmseg.data.io import DataError, collect_images, read_image
 from gbmseg.data.stats import histogram
 from gbmseg.data.table import pixels_sha256
 from gbmseg.engine import ssl
-from gbmseg.engine.amp import resolve
+from gbmseg.engine.amp import choose_precision
 from gbmseg.engine.lifecycle import write_model_folder
 from gbmseg.engine.seed import seed_everything
 from gbmseg.model.unet import UNetConfig, build
@@ -88,7 +88,7 @@ def run(
     images, hashes, left_out = load_unlabelled(folder, set(exclude))
     seed_everything(p.seed)
     model = build(UNetConfig(**model_p.model_dump()))
-    prec = resolve(device, amp)
+    prec = choose_precision(device, amp)
     every = max(1, min(50, p.steps // 10))
     log.info("selfsup: %d unlabelled image(s) from %s, %d steps", len(images), folder, p.steps)
     if run_log:
