@@ -47,6 +47,7 @@ class Batches:
         images: np.ndarray,
         masks: np.ndarray,
         batch_size: int,
+        *,
         train: bool,
         seed: int = 0,
         rank: int = 0,

@@ -143,8 +143,9 @@ def fit(
     if p.augment_online and augment is not None:
         transform = online_transform(augment, xtr.shape[-1], p.seed)
     train = Batches(
-        xtr, ytr, p.batch_size, True, p.seed, d.rank, d.world, transform, p.foreground_oversample
-    )
+        xtr, ytr, p.batch_size, train=True, seed=p.seed, rank=d.rank, world=d.world,
+        transform=transform, foreground=p.foreground_oversample,
+    )  # fmt: skip
     val = Batches(xva, yva, p.batch_size, train=False, rank=d.rank, world=d.world)
     log.info(
         "training %d params on %d tiles (%s), validating on %d%s",

@@ -63,9 +63,9 @@ class Trainer:
         p: TrainParams,
         prec: Precision,
         out: Path,
+        *,
         on_metrics: MetricsHook | None = None,
         is_main: bool = True,
-        *,
         lr_scales: dict[str, float] | None = None,
     ):
         """``lr_scales``: parameter-name prefix -> factor of ``p.lr`` (fine-tuning's
