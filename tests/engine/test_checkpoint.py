@@ -1,6 +1,9 @@
-"""Checkpoint formats: a model.pt written by the first layout (models already in registries)
-still loads, gives the same output and keeps its training histogram; the current format
-round-trips; a newer format is refused with a clear message."""
+"""Checkpoints: loaded with weights_only (a pickle that runs code is refused); a model.pt
+written by the first layout (models already in registries) still loads, gives the same
+output and keeps its training histogram; the current format round-trips; a newer format is
+refused with a clear message."""
+
+import pickle
 
 import numpy as np
 import pytest
@@ -42,3 +45,15 @@ def test_the_model_checks_its_input_shape():
         model(torch.zeros(1, 1, 30, 32))
     with pytest.raises(ValueError, match=r"must be \(N, 1, H, W\)"):
         model(torch.zeros(1, 3, 32, 32))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"model": _Evil()}))
+    with pytest.raises(checkpoint.CheckpointError, match="weights_only"):
+        checkpoint.load(path)
