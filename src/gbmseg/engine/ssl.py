@@ -61,6 +61,7 @@ def pretrain(
     images: list[np.ndarray],
     prec: Precision,
     steps: int,
+    *,
     batch: int = 8,
     tile: int = 128,
     lr: float = 1e-3,

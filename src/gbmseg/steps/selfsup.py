@@ -95,8 +95,8 @@ def run(
         run_log.params({"selfsup": p.model_dump(mode="json"), "unlabelled": str(folder)})
     t0 = time.perf_counter()
     losses = ssl.pretrain(
-        model, images, prec, p.steps, p.batch_size, p.tile, p.lr, p.mask_ratio, p.patch,
-        p.noise, p.seed, every,
+        model, images, prec, p.steps, batch=p.batch_size, tile=p.tile, lr=p.lr,
+        mask_ratio=p.mask_ratio, patch=p.patch, noise=p.noise, seed=p.seed, every=every,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
     model = model.cpu()
