@@ -101,3 +101,21 @@ def path_overrides(p: Params) -> list[str]:
     for section, fields in OUTPUT_PATHS.items():
         pairs |= {f"{section}.{field}": tree[section][field] for field in fields}
     return [f"{k}={v}" for k, v in pairs.items()]
+
+
+@pytest.fixture(scope="session")
+def project_files(tmp_path_factory) -> Path:
+    """The project's files once, with the tiny parameters: each end-to-end test copies it
+    (``shutil.copytree``) and runs `dvc` and `gbmseg` there as a user would."""
+    from tests.project import project_copy
+
+    return project_copy(tmp_path_factory.mktemp("project") / "proj")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Tiny data, a trained model and a random (bad) one, each already evaluated (see
+    tests/registry_world.py)."""
+    from tests.registry_world import make_world
+
+    return make_world(tmp_path_factory)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gbmseg.engine import checkpoint
@@ -32,3 +33,15 @@ def save(model: UNet, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint.save(folder / "model.pt", checkpoint.model_state(model))
     return folder
+
+
+def membrane_image(size=256, width=14.0, seed=0):
+    """A dark ribbon on a grey background, slightly blurred and noisy, and its mask."""
+    from scipy import ndimage
+
+    from benchmarks.phantoms import ribbon
+
+    structure = ribbon(width, size, 25.0, True)
+    img = np.where(structure > 0, 60.0, 190.0)
+    img = ndimage.gaussian_filter(img, 1.0) + np.random.default_rng(seed).normal(0, 3, img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), structure

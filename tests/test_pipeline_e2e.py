@@ -3,9 +3,7 @@
 of two labelled images; and the Kubeflow pipeline under kfp.local on the same params and
 data, with equal results."""
 
-import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -14,10 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gbmseg.config import apply_override, load, without_nulls
-from tests.conftest import ROOT, TINY
+from gbmseg.config import without_nulls
+from tests.project import clean_env, compare, edit_params, json_of, run, snapshot, synth_and_commit
 
-BIN = Path(sys.executable).parent
 log = logging.getLogger(__name__)
 STAGES = ["validate@source", "validate@target", "augment@source", "augment@target"]
 STAGES += ["pack@source", "pack@target", "train@source", "train@target", "resolve"]
@@ -30,100 +27,30 @@ REGISTRY = [
 ]
 
 
-def _project_copy(dst: Path, *overrides: str) -> Path:
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    skip = ("data/", "metrics/", "reports/", "models/", "splits/")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file() and not rel.startswith(skip) and rel != "dvc.lock":
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
-    _edit_params(dst, *TINY, *overrides)
-    return dst
-
-
-def _edit_params(proj: Path, *overrides: str, drop_source: bool = False) -> None:
-    tree = yaml.safe_load((proj / "params.yaml").read_text())
-    for item in overrides:
-        apply_override(tree, item)
-    if drop_source:
-        del tree["sets"]["source"]
-    (proj / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
-    load(proj / "params.yaml")  # still valid
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GBMSEG_"))}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
-def _run(cwd: Path, *cmd: str) -> subprocess.CompletedProcess:
-    res = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, (
-        f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    )
-    return res
-
-
-def _ran(out: str) -> list[str]:
-    return [s for s in STAGES if f"Running stage '{s}'" in out]
-
-
-def _synth_and_commit(proj: Path) -> None:
-    shutil.rmtree(proj / "data" / "raw", ignore_errors=True)
-    _run(proj, "gbmseg", "synth")
-    _run(proj, "dvc", "commit", "-f", "-q", "data.dvc")
-    _run(proj, "git", "add", "-A")
-    _run(proj, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "data")
-
-
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text())
-
-
-def _snapshot(proj: Path) -> dict:
-    """What the kfp.local runs are compared with."""
-    sets = yaml.safe_load((proj / "params.yaml").read_text())["sets"]
-    return {
-        "packed": {
-            s: _json(proj / "data" / "packed" / s / "manifest.json")["splits"] for s in sets
-        },
-        "evaluate": _json(proj / "metrics" / "evaluate.json"),
-        "finetune": _json(proj / "metrics" / "finetune.json"),
-    }
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(project_files, tmp_path_factory):
     """A tiny project copy after `dvc repro` (pretraining on the source), then again with the
     registry's champion as the start and a two-image target; the outputs of both runs."""
-    proj = _project_copy(tmp_path_factory.mktemp("e2e") / "proj")
-    _run(proj, "git", "init", "-q")
-    _synth_and_commit(proj)
-    first = _run(proj, "dvc", "repro").stdout
-    second = _run(proj, "dvc", "repro").stdout
-    pretrain = _snapshot(proj)
+    proj = shutil.copytree(project_files, tmp_path_factory.mktemp("e2e") / "proj")
+    run(proj, "git", "init", "-q")
+    synth_and_commit(proj)
+    first = run(proj, "dvc", "repro").stdout
+    second = run(proj, "dvc", "repro").stdout
+    pretrain = snapshot(proj)
     shutil.copy(proj / "mlflow.db", proj.parent / "registry-after-pretrain.db")
     frozen = proj.parent / "pretrain-variant"  # its data, params and splits, for kfp.local
     for rel in ("data/raw", "splits"):
         shutil.copytree(proj / rel, frozen / rel)
     shutil.copy(proj / "params.yaml", frozen / "params.yaml")
-    registration = _json(proj / "reports" / "register" / "registration.json")
+    registration = json_of(proj / "reports" / "register" / "registration.json")
 
-    _edit_params(proj, *REGISTRY, drop_source=True)
+    edit_params(proj, *REGISTRY, drop_source=True)
     (proj / "splits" / "target.csv").unlink()  # another set of lab images: a new split file
-    _synth_and_commit(proj)
-    third = _run(proj, "dvc", "repro").stdout
-    fourth = _run(proj, "dvc", "repro").stdout
+    synth_and_commit(proj)
+    third = run(proj, "dvc", "repro").stdout
+    fourth = run(proj, "dvc", "repro").stdout
     runs = {"first": first, "second": second, "third": third, "fourth": fourth}
-    return proj, runs, pretrain, _snapshot(proj), registration
+    return proj, runs, pretrain, snapshot(proj), registration
 
 
 @pytest.mark.slow
@@ -148,25 +75,29 @@ def test_registry_champion_as_start_on_two_labelled_images(project):
     assert "train@source" not in ran and "validate@source" not in ran  # no pretraining
     assert {"resolve", "finetune", "evaluate", "register"} <= set(ran)
     assert _ran(runs["fourth"]) == ["resolve"]
-    resolved = _json(proj / "models" / "pretrained" / "pretrained.json")
+    resolved = json_of(proj / "models" / "pretrained" / "pretrained.json")
     assert (resolved["name"], resolved["version"]) == ("gbmseg-unet", "1")
     split = registry["packed"]["target"]
     assert len(split["train"]["sources"]) + len(split["val"]["sources"]) == 2
     assert len(split["test"]["sources"]) == 3
-    reg = _json(proj / "reports" / "register" / "registration.json")
+    reg = json_of(proj / "reports" / "register" / "registration.json")
     assert reg["version"] == "2" and reg["model_sha256"] == registry["evaluate"]["model_sha256"]
     assert reg["alias"] == "challenger" and "min_delta 0.99" in reg["decision"]["reason"]
-    seen = _json(proj / "models" / "finetune" / "trained_on.json")
+    seen = json_of(proj / "models" / "finetune" / "trained_on.json")
     assert seen["images"] > 2  # the two target images and every image the champion saw
 
     # a new champion: the next `dvc repro` fine-tunes it
-    env = {**_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{proj}/mlflow.db"}
+    env = {**clean_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{proj}/mlflow.db"}
     code = "from mlflow import MlflowClient; "
     code += "MlflowClient().set_registered_model_alias('gbmseg-unet', 'champion', '2')"
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
-    again = _ran(_run(proj, "dvc", "repro").stdout)
+    again = _ran(run(proj, "dvc", "repro").stdout)
     assert {"resolve", "finetune", "evaluate", "register"} <= set(again)
     assert "train@target" not in again
+
+
+def _ran(out: str) -> list[str]:
+    return [s for s in STAGES if f"Running stage '{s}'" in out]
 
 
 def _kfp_run(proj: Path, tmp_path: Path, monkeypatch, registry_db: Path | None) -> Path:
@@ -199,33 +130,15 @@ def _kfp_run(proj: Path, tmp_path: Path, monkeypatch, registry_db: Path | None) 
     return root
 
 
-def _compare(root: Path, dvc: dict) -> None:
-    for name, split in dvc["packed"].items():
-        found = [
-            json.loads(q.read_text())["splits"]
-            for q in root.glob("*/pack*/packed/*/manifest.json")
-            if q.parent.name == name
-        ]
-        assert found and found[0] == split, name  # equal packed array hashes
-    (kfp_eval,) = root.glob("*/evaluate*/report/metrics.json")
-    kfp_metrics = json.loads(kfp_eval.read_text())
-    log.info("evaluate: dvc %s vs kfp.local %s", dvc["evaluate"], kfp_metrics)
-    assert kfp_metrics["n_images"] == dvc["evaluate"]["n_images"]
-    for key in ("dice", "iou", "baseline_dice"):
-        assert kfp_metrics[key] == pytest.approx(dvc["evaluate"][key], abs=0.01), key
-    (kfp_ft,) = root.glob("*/finetune*/history/metrics.json")
-    assert json.loads(kfp_ft.read_text())["strategy"] == dvc["finetune"]["strategy"]
-
-
 @pytest.mark.slow
 def test_kfp_local_pretraining_variant_equals_dvc_repro(project, tmp_path, monkeypatch):
     proj, _, pretrain, _, _ = project
     frozen = proj.parent / "pretrain-variant"
-    _compare(_kfp_run(frozen, tmp_path, monkeypatch, None), pretrain)
+    compare(_kfp_run(frozen, tmp_path, monkeypatch, None), pretrain)
 
 
 @pytest.mark.slow
 def test_kfp_local_registry_variant_equals_dvc_repro(project, tmp_path, monkeypatch):
     proj, _, _, registry, _ = project
     db = proj.parent / "registry-after-pretrain.db"  # the champion the dvc run fine-tuned
-    _compare(_kfp_run(proj, tmp_path, monkeypatch, db), registry)
+    compare(_kfp_run(proj, tmp_path, monkeypatch, db), registry)

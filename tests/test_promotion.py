@@ -4,18 +4,14 @@ racing promotions serialised (real processes), the first model becomes champion.
 import functools
 import json
 import multiprocessing as mp
-import shutil
 import time
 
 import numpy as np
 import pytest
-import torch
 
-from gbmseg import promotion, stages, tracking
-from gbmseg.engine import checkpoint
-from gbmseg.model.unet import build
-from gbmseg.steps import evaluate, register
-from tests.conftest import prepared, tiny
+from gbmseg import promotion, tracking
+from tests.conftest import tiny
+from tests.registry_world import register_model
 
 
 def test_bootstrap_promotes_only_a_clear_gain():
@@ -60,56 +56,12 @@ def test_remote_store_needs_an_explicit_lock():
         promotion.lock("", "http://127.0.0.1:5000", "m")
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Tiny data, a trained model and a random (bad) one, each already evaluated."""
-    root = tmp_path_factory.mktemp("promo")
-    p = prepared(tiny(root, "train.epochs=6", "train.lr=0.01", "synth.target_test_images=5"))
-    stages.train(p, "target")  # fine-tuning's budget: 2 epochs; good enough to beat random
-    good = root / "good"
-    shutil.copytree(p.train_params("target").out, good / "model")
-    bad = root / "bad" / "model"
-    bad.mkdir(parents=True)
-    torch.manual_seed(1)
-    checkpoint.save(bad / "model.pt", checkpoint.model_state(build(p.train.model.model_dump())))
-    for name in ("good", "bad"):
-        evaluate.run(_eval_params(root, p, name), root / name / "model", *_target(p))
-    return root, p
-
-
-def _target(p):
-    sp = p.paths(p.finetune.target)
-    return sp.validated, sp.packed
-
-
-def _eval_params(root, p, name):
-    return p.evaluate.model_copy(
-        update={"out": str(root / name / "eval"), "metrics": str(root / name / "eval.json")}
-    )
-
-
-def _register(root, p, name, group="g", lock=""):
-    rp = p.register_.model_copy(
-        update={"out": str(root / name / "reg"), "bootstrap": 500, "lock": lock}
-    )
-    with tracking.stage_run(p.tracking, "register", group) as run:
-        return register.run(
-            rp,
-            p.tracking,
-            _eval_params(root, p, name),
-            _target(p)[0],
-            run_log=run,
-            model_dir=root / name / "model",
-            tags={"who": name},
-        )
-
-
 def _register_in_process(uri, lock, root, name, out_q):
     import os
 
     os.environ["MLFLOW_TRACKING_URI"] = uri
     p = tiny(root, "synth.target_test_images=5")
-    res = _register(root, p, name, group=f"race-{os.getpid()}", lock=lock)
+    res = register_model(root, p, name, group=f"race-{os.getpid()}", lock=lock)
     out_q.put((res["version"], res["decision"]["promote"]))
 
 
@@ -134,7 +86,7 @@ def test_better_promoted_worse_refused_and_races_serialised(world, registry, mon
     uri, lock = registry
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     name = p.tracking.model_name
-    reg = functools.partial(_register, lock=lock)
+    reg = functools.partial(register_model, lock=lock)
 
     first = reg(root, p, "bad")
     assert (first["version"], first["alias"]) == ("1", "champion")

@@ -7,12 +7,11 @@ from gbmseg.data import scale
 from gbmseg.data.io import write_png
 from gbmseg.scoring import score_images
 from tests.conftest import params
-from tests.models import dark_model
-from tests.steps.test_predict import _membrane_image
+from tests.models import dark_model, membrane_image
 
 
 def test_thickness_agreement_uses_each_images_own_pixel_size(tmp_path):
-    img, structure = _membrane_image(size=256, width=14.0)
+    img, structure = membrane_image(size=256, width=14.0)
     for name, nm in (("a.png", 5.0), ("b.png", 9.0)):
         size = scale.given(nm, f"DM4 calibration of {name[0]}.dm4")
         write_png(tmp_path / "images" / name, img, size)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from gbmseg.config import without_nulls
-from tests.test_pipeline_e2e import _compare, _edit_params, _json, _project_copy, _run, _snapshot
+from tests.project import compare, edit_params, json_of, run, snapshot
 
 SELFSUP = [
     "selfsup.unlabelled={lab: data/raw/unlabelled}",
@@ -33,17 +33,17 @@ def _unlabelled_folder(raw: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    proj = _project_copy(tmp_path_factory.mktemp("selfsup") / "proj")
-    _edit_params(proj, *SELFSUP, drop_source=True)
-    _run(proj, "git", "init", "-q")
-    _run(proj, "gbmseg", "synth")
+def project(project_files, tmp_path_factory):
+    proj = shutil.copytree(project_files, tmp_path_factory.mktemp("selfsup") / "proj")
+    edit_params(proj, *SELFSUP, drop_source=True)
+    run(proj, "git", "init", "-q")
+    run(proj, "gbmseg", "synth")
     _unlabelled_folder(proj / "data" / "raw")
-    _run(proj, "dvc", "commit", "-f", "-q", "data.dvc")
-    _run(proj, "git", "add", "-A")
-    _run(proj, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "data")
-    out = _run(proj, "dvc", "repro").stdout
-    return proj, out, _snapshot(proj)
+    run(proj, "dvc", "commit", "-f", "-q", "data.dvc")
+    run(proj, "git", "add", "-A")
+    run(proj, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "data")
+    out = run(proj, "dvc", "repro").stdout
+    return proj, out, snapshot(proj)
 
 
 @pytest.mark.slow
@@ -52,12 +52,12 @@ def test_dvc_repro_fine_tunes_from_the_self_supervised_model(project):
     assert "Running stage 'selfsup@lab'" in out and "train@source" not in out
     for stage in ("train@target", "resolve", "finetune", "evaluate", "register"):
         assert f"Running stage '{stage}'" in out, stage
-    pre = _json(proj / "metrics" / "selfsup" / "lab.json")
+    pre = json_of(proj / "metrics" / "selfsup" / "lab.json")
     assert pre["images"] == 5 and pre["left_out_test_images"] == 1
     assert snapshot["finetune"]["strategy"] == "full"
-    report = _json(proj / "models" / "finetune" / "transfer_report.json")
+    report = json_of(proj / "models" / "finetune" / "transfer_report.json")
     assert report["quadrant"] == "self-supervised"
-    reg = _json(proj / "reports" / "register" / "registration.json")
+    reg = json_of(proj / "reports" / "register" / "registration.json")
     assert reg["model_sha256"] == snapshot["evaluate"]["model_sha256"]
     assert (reg["version"], reg["alias"]) == ("1", "champion")
 
@@ -88,8 +88,8 @@ def test_kfp_local_selfsup_branch_equals_dvc_repro(project, tmp_path, monkeypatc
     )
     assert task.output.startswith("gbmseg-unet/")
     (pre,) = root.glob("*/selfsup*/history/*.json")
-    assert _json(pre) == _json(proj / "metrics" / "selfsup" / "lab.json") | {
-        "seconds": _json(pre)["seconds"],
-        "crops_per_s": _json(pre)["crops_per_s"],
+    assert json_of(pre) == json_of(proj / "metrics" / "selfsup" / "lab.json") | {
+        "seconds": json_of(pre)["seconds"],
+        "crops_per_s": json_of(pre)["crops_per_s"],
     }
-    _compare(root, snapshot)
+    compare(root, snapshot)

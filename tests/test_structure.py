@@ -234,3 +234,45 @@ tr._train_epoch(0, batches)
 """
     lines = hand_made(study, {"_train_epoch"})
     assert [ln.split(":")[0] for ln in lines] == ["2", "4", "5", "6", "7", "8", "9"], lines
+
+
+MIRROR_EXCEPTIONS = {  # module -> why it has no test module of its own
+    "__main__.py": "two lines handing over to the CLI; run by every test that runs `gbmseg`",
+    "errors.py": "exception classes only",
+    "config/errors.py": "exception classes only",
+    "runlog.py": "a Protocol (the shape a run log has), no logic",
+    "engine/seed.py": "three seeding calls; the trainer's resume test needs them equal",
+    "data/plots.py": "a matplotlib figure and its PNG bytes; every plot test reads them",
+    "config/sections.py": "the sections' declarations; tests/config/test_params.py loads, "
+    "overrides and refuses them",
+    "cli/base.py": "one command line: tests/cli/test_app.py runs every subcommand as typed",
+    "cli/daily.py": "one command line: tests/cli/test_app.py runs every subcommand as typed",
+    "cli/ops.py": "one command line: tests/cli/test_app.py runs every subcommand as typed",
+    "cli/pipeline.py": "one command line: tests/cli/test_app.py runs every subcommand as typed",
+}
+
+
+def test_tests_mirror_the_package():
+    """Every module with logic has tests/<same folder>/test_<name>.py; the exceptions say why."""
+    missing = []
+    for f in sorted((SRC / "gbmseg").rglob("*.py")):
+        rel = f.relative_to(SRC / "gbmseg")
+        if f.name == "__init__.py" or rel.as_posix() in MIRROR_EXCEPTIONS:
+            continue
+        if not (ROOT / "tests" / rel.parent / f"test_{f.name}").is_file():
+            missing.append(rel.as_posix())
+    assert not missing, f"no test module for {missing}"
+    stale = [m for m in MIRROR_EXCEPTIONS if not (SRC / "gbmseg" / m).is_file()]
+    assert not stale, f"exceptions for modules that no longer exist: {stale}"
+
+
+def test_test_modules_share_helpers_only_through_helper_modules():
+    """A test module never imports another test module's private helpers."""
+    found = []
+    for f in sorted((ROOT / "tests").rglob("test_*.py")):
+        for n in ast.walk(ast.parse(f.read_text())):
+            if isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[-1].startswith(
+                "test_"
+            ):
+                found.append(f"{f.relative_to(ROOT)}: from {n.module}")
+    assert not found, found

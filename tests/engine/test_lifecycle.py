@@ -14,8 +14,7 @@ from tests.models import dark_model
 def manifest(folder, nm, train, val=(), test=()):
     folder.mkdir(parents=True)
     splits = {
-        s: {"pixels_sha256": list(h)}
-        for s, h in (("train", train), ("val", val), ("test", test))
+        s: {"pixels_sha256": list(h)} for s, h in (("train", train), ("val", val), ("test", test))
     }
     (folder / "manifest.json").write_text(json.dumps({"pixel_size_nm": nm, "splits": splits}))
     return folder

@@ -4,6 +4,7 @@ the finished ones and re-runs only it); and two `dvc repro` at once in one works
 refuses the second, nothing corrupt)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -11,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from tests.test_pipeline_e2e import BIN, _project_copy, _run
+from tests.project import clean_env, run
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 DONE = ["validate@source", "validate@target", "augment@source", "augment@target"]
@@ -24,18 +25,12 @@ def _set_epochs(proj, epochs: int) -> None:
     (proj / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
 
 
-def _env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GBMSEG_"))}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    return env
-
-
-def _project(tmp_path, epochs: int):
-    proj = _project_copy(tmp_path / "proj")
+def _project(project_files, tmp_path, epochs: int):
+    proj = shutil.copytree(project_files, tmp_path / "proj")
     _set_epochs(proj, epochs)
-    _run(proj, "git", "init", "-q")
-    _run(proj, "gbmseg", "synth")
-    _run(proj, "dvc", "commit", "-f", "-q", "data.dvc")
+    run(proj, "git", "init", "-q")
+    run(proj, "gbmseg", "synth")
+    run(proj, "dvc", "commit", "-f", "-q", "data.dvc")
     return proj
 
 
@@ -44,7 +39,7 @@ def _start(proj, log_path, *targets: str):
     proc = subprocess.Popen(
         ["dvc", "repro", *targets],
         cwd=proj,
-        env=_env(),
+        env=clean_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -59,8 +54,8 @@ def _wait_for(path, proc, seconds=300):
     return path.is_file()
 
 
-def test_kill_dvc_repro_mid_stage_then_repro_reruns_only_that_stage(tmp_path):
-    proj = _project(tmp_path, 2000)
+def test_kill_dvc_repro_mid_stage_then_repro_reruns_only_that_stage(project_files, tmp_path):
+    proj = _project(project_files, tmp_path, 2000)
     proc, log = _start(proj, tmp_path / "repro.log")
     ckpt = proj / "models" / "checkpoints" / "train-source" / "last.pt"
     assert _wait_for(ckpt, proc), (tmp_path / "repro.log").read_text()[-2000:]
@@ -76,23 +71,23 @@ def test_kill_dvc_repro_mid_stage_then_repro_reruns_only_that_stage(tmp_path):
     assert not (proj / "metrics" / "train" / "source.json").exists()
 
     _set_epochs(proj, 2)
-    out = _run(proj, "dvc", "repro", "train@source").stdout
+    out = run(proj, "dvc", "repro", "train@source").stdout
     for done in (d for d in DONE if d.endswith("@source")):
         assert f"Stage '{done}' didn't change, skipping" in out, out
     assert "Running stage 'train@source'" in out
     assert (proj / "models" / "train" / "source" / "model.pt").is_file()
-    status = _run(proj, "dvc", "status", "train@source").stdout.lower()
+    status = run(proj, "dvc", "status", "train@source").stdout.lower()
     assert "up to date" in status, status
 
 
-def test_two_dvc_repro_at_once_one_is_refused_and_nothing_is_corrupt(tmp_path):
-    proj = _project(tmp_path, 3)
+def test_two_dvc_repro_at_once_one_is_refused_and_nothing_is_corrupt(project_files, tmp_path):
+    proj = _project(project_files, tmp_path, 3)
     first, log1 = _start(proj, tmp_path / "first.log", "train@source")
     assert _wait_for(proj / "data" / "validated" / "source" / "manifest.json", first)
     second = subprocess.run(
         ["dvc", "repro", "train@source"],
         cwd=proj,
-        env=_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -102,7 +97,7 @@ def test_two_dvc_repro_at_once_one_is_refused_and_nothing_is_corrupt(tmp_path):
     assert first.wait(900) == 0, (tmp_path / "first.log").read_text()[-3000:]
     log1.close()
     # the finished workspace is whole and current
-    again = _run(proj, "dvc", "repro", "train@source").stdout
+    again = run(proj, "dvc", "repro", "train@source").stdout
     assert "Running stage" not in again, again
     assert (proj / "models" / "train" / "source" / "model.pt").is_file()
-    assert _run(proj, "dvc", "status", "train@source").stdout.lower().count("up to date") == 1
+    assert run(proj, "dvc", "status", "train@source").stdout.lower().count("up to date") == 1

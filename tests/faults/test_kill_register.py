@@ -12,13 +12,13 @@ import time
 
 import pytest
 
-from tests.test_promotion import _eval_params, world  # noqa: F401  (fixture)
+from tests.registry_world import eval_params
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 
 def _cmd(root, p, name: str) -> list[str]:
-    ep = _eval_params(root, p, name)
+    ep = eval_params(root, p, name)
     sets = [
         f"evaluate.model={root / name / 'model'}",
         f"evaluate.out={ep.out}",
@@ -69,7 +69,7 @@ def env(tmp_path):
     return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
 
 
-def test_killed_after_registering_before_any_alias(world, env, tmp_path):  # noqa: F811
+def test_killed_after_registering_before_any_alias(world, env, tmp_path):
     root, p = world
     db = tmp_path / "mlflow.db"
     _kill_when(_cmd(root, p, "good"), env, db, lambda d: _rows(d, VERSIONS))
@@ -82,7 +82,7 @@ def test_killed_after_registering_before_any_alias(world, env, tmp_path):  # noq
     assert _consistent(db, tmp_path) == {"champion": 1, "challenger": 1}
 
 
-def test_killed_between_the_alias_moves(world, env, tmp_path):  # noqa: F811
+def test_killed_between_the_alias_moves(world, env, tmp_path):
     root, p = world
     db = tmp_path / "mlflow.db"
     first = subprocess.run(_cmd(root, p, "bad"), env=env, capture_output=True, text=True)

@@ -20,8 +20,8 @@ from gbmseg.engine import checkpoint
 from gbmseg.errors import TrackingError
 from gbmseg.model.unet import build
 from gbmseg.steps import register
+from tests.registry_world import eval_params, register_model, target_of
 from tests.servers import free_port, mlflow_server, postgres
-from tests.test_promotion import _eval_params, _register, _target, world  # noqa: F401
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.slow]
 EXAMPLE = np.zeros((1, 1, 16, 16), np.float32)
@@ -33,7 +33,7 @@ def _weights(folder: Path, seed: int) -> Path:
     return folder
 
 
-def test_mlflow_down_before_a_step_fails_clearly_and_loses_nothing(world, tmp_path):  # noqa: F811
+def test_mlflow_down_before_a_step_fails_clearly_and_loses_nothing(world, tmp_path):
     root, p = world
     before = hashlib.sha256((root / "good" / "model" / "model.pt").read_bytes()).hexdigest()
     env = {
@@ -152,23 +152,28 @@ class LosingStore(tracking.RunLogger):
 
 
 def test_version_with_missing_artifact_is_refused_and_no_alias_moves(
-    world,  # noqa: F811
+    world,
     tmp_path,
     monkeypatch,
 ):
     root, p = world
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    first = _register(root, p, "good", group="g1")
+    first = register_model(root, p, "good", group="g1")
     assert (first["version"], first["alias"]) == ("1", "champion")
     rp = p.register_.model_copy(update={"out": str(tmp_path / "reg2"), "bootstrap": 200})
     with tracking.stage_run(p.tracking, "register", "g2") as run:
         losing = LosingStore(run.run_id)
         losing.root = tmp_path
         with pytest.raises(TrackingError, match="v2 refused: source artifact missing"):
-            ep = _eval_params(root, p, "bad")
+            ep = eval_params(root, p, "bad")
             register.run(
-                rp, p.tracking, ep, _target(p)[0], run_log=losing, model_dir=root / "bad" / "model"
+                rp,
+                p.tracking,
+                ep,
+                target_of(p)[0],
+                run_log=losing,
+                model_dir=root / "bad" / "model",
             )
     assert tracking.alias_version(p.tracking.model_name, "champion") == "1"
     assert tracking.alias_version(p.tracking.model_name, "challenger") != "2"

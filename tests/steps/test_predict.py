@@ -149,24 +149,12 @@ def test_two_runs_into_one_folder_never_mix_their_files(tmp_path, model_dir):
     assert not list((tmp_path / "o").glob(".*tmp"))
 
 
-def _membrane_image(size=256, width=14.0, seed=0):
-    """A dark ribbon on a grey background, slightly blurred and noisy, and its mask."""
-    from scipy import ndimage
-
-    from benchmarks.phantoms import ribbon
-
-    structure = ribbon(width, size, 25.0, True)
-    img = np.where(structure > 0, 60.0, 190.0)
-    img = ndimage.gaussian_filter(img, 1.0) + np.random.default_rng(seed).normal(0, 3, img.shape)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8), structure
-
-
 def test_the_pixel_size_travels_from_tiff_and_dm4_through_predict_to_measure(tmp_path):
     from gbmseg.cli.app import main
     from tests.dmfile import write_dm
-    from tests.models import dark_model, save
+    from tests.models import dark_model, membrane_image, save
 
-    img, _ = _membrane_image()
+    img, _ = membrane_image()
     (tmp_path / "in").mkdir()
     tifffile.imwrite(tmp_path / "in" / "a.tif", img, imagej=True, resolution=(0.2, 0.2),
                      metadata={"unit": "nm"})  # fmt: skip
@@ -212,9 +200,9 @@ def test_the_pixel_size_travels_from_tiff_and_dm4_through_predict_to_measure(tmp
 
 def test_an_uncalibrated_png_is_segmented_but_measure_refuses_it_naming_the_flag(tmp_path, caplog):
     from gbmseg.cli.app import main
-    from tests.models import dark_model, save
+    from tests.models import dark_model, membrane_image, save
 
-    img, _ = _membrane_image()
+    img, _ = membrane_image()
     Image.fromarray(img).save(tmp_path / "a.png")
     model = save(dark_model(20.0), tmp_path / "model")
     with caplog.at_level("WARNING"):
@@ -232,9 +220,9 @@ def test_an_uncalibrated_png_is_segmented_but_measure_refuses_it_naming_the_flag
 def test_an_image_at_another_scale_is_segmented_at_the_models_and_mapped_back(tmp_path):
     """A model trained at 20 nm/px sees a 10 nm/px image at half size; the mask comes back
     on the image's own grid with the ribbon where it was."""
-    from tests.models import dark_model, save
+    from tests.models import dark_model, membrane_image, save
 
-    img, structure = _membrane_image(size=256, width=16.0)
+    img, structure = membrane_image(size=256, width=16.0)
     tifffile.imwrite(tmp_path / "a.tif", img, resolution=(1e6, 1e6), resolutionunit=3)  # 10 nm
     seen = []
     save(dark_model(20.0), tmp_path / "model")

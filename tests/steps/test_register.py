@@ -9,7 +9,7 @@ import pytest
 from gbmseg import tracking
 from gbmseg.data.io import DataError
 from gbmseg.steps import register
-from tests.test_promotion import _eval_params, _register, _target, world  # noqa: F401
+from tests.registry_world import eval_params, register_model, target_of
 
 
 @pytest.fixture
@@ -21,10 +21,10 @@ def store(tmp_path, monkeypatch):
 
 def _reg(root, p, name, **update):
     q = p.model_copy(update={"register_": p.register_.model_copy(update=update)})
-    return _register(root, q, name)
+    return register_model(root, q, name)
 
 
-def test_a_model_other_than_the_evaluated_one_is_refused(world, store):  # noqa: F811
+def test_a_model_other_than_the_evaluated_one_is_refused(world, store):
     root, p = world
     other = store / "other"
     shutil.copytree(root / "bad" / "model", other)
@@ -35,8 +35,8 @@ def test_a_model_other_than_the_evaluated_one_is_refused(world, store):  # noqa:
         register.run(
             p.register_,
             p.tracking,
-            _eval_params(root, p, "good"),
-            _target(p)[0],
+            eval_params(root, p, "good"),
+            target_of(p)[0],
             run_log=run,
             model_dir=other,
         )
@@ -44,7 +44,7 @@ def test_a_model_other_than_the_evaluated_one_is_refused(world, store):  # noqa:
     assert tracking.find_version(p.tracking.model_name, "x") is None
 
 
-def test_too_few_unseen_test_images_keep_the_champion(world, store):  # noqa: F811
+def test_too_few_unseen_test_images_keep_the_champion(world, store):
     root, p = world
     assert _reg(root, p, "bad")["alias"] == "champion"
     res = _reg(root, p, "good", min_test_images=6)
@@ -54,7 +54,7 @@ def test_too_few_unseen_test_images_keep_the_champion(world, store):  # noqa: F8
     assert _reg(root, p, "good", min_test_images=5)["decision"]["promote"]  # 5 test images
 
 
-def test_an_unloadable_champion_is_kept_unless_replacing_it_is_asked_for(world, store):  # noqa: F811
+def test_an_unloadable_champion_is_kept_unless_replacing_it_is_asked_for(world, store):
     root, p = world
     assert _reg(root, p, "good")["alias"] == "champion"
     stored = [f for f in store.rglob("model.pt") if f.parent.name == "artifacts"]
@@ -70,7 +70,7 @@ def test_an_unloadable_champion_is_kept_unless_replacing_it_is_asked_for(world, 
     assert res["decision"]["promote"] and res["alias"] == "champion"
 
 
-def test_images_a_model_saw_never_count_as_test_images(world, store):  # noqa: F811
+def test_images_a_model_saw_never_count_as_test_images(world, store):
     root, p = world
     assert _reg(root, p, "bad")["alias"] == "champion"
     table = (root / "good" / "eval" / "per_image.csv").read_text().splitlines()
