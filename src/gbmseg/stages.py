@@ -160,6 +160,16 @@ def selfsup(params: Params, name: str, run_log: RunLog | None = None) -> dict:
     ) | {"out": str(out)}
 
 
+def resolve_unchanged(params: Params) -> dict | None:
+    """The resolved model when finetune.pretrained still names it (checked without torch,
+    and for a registry alias with one query), so a no-op `dvc repro` stays cheap."""
+    import gbmseg.steps.resolve
+
+    setup_registry(params, params.finetune.pretrained)
+    found = gbmseg.steps.resolve.unchanged(params.resolve, params.finetune.pretrained)
+    return None if found is None else found | {"unchanged": True}
+
+
 def resolve(params: Params, run_log: RunLog | None = None) -> dict:
     import gbmseg.steps.resolve
 

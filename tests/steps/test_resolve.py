@@ -38,3 +38,29 @@ def test_a_bare_model_file_gets_an_empty_record_of_what_it_saw(tmp_path):
     save(dark_model(), tmp_path / "bare")
     info = resolve.run(ResolveParams(out=str(tmp_path / "out")), str(tmp_path / "bare"))
     assert info["images_seen"] == 0
+
+
+def test_an_unchanged_folder_is_known_without_torch(tmp_path):
+    """The no-op check of a `dvc repro` that changed nothing: no torch, no copy."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "models" / "train" / "source"
+    write_model_folder(src, dark_model(20.0), "train", {}, ["a" * 64])
+    p = ResolveParams(out=str(tmp_path / "pretrained"))
+    assert resolve.unchanged(p, str(src)) is None  # nothing resolved yet
+    info = resolve.run(p, str(src))
+    assert resolve.unchanged(p, str(src)) == info
+    code = (
+        "import sys\n"
+        "from gbmseg.config import ResolveParams\n"
+        "from gbmseg.steps import resolve\n"
+        f"found = resolve.unchanged(ResolveParams(out={str(p.out)!r}), {str(src)!r})\n"
+        "assert found is not None\n"
+        "assert 'torch' not in sys.modules and 'mlflow' not in sys.modules, 'imported'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-1500:]
+    write_model_folder(src, dark_model(10.0), "train", {}, ["a" * 64])  # retrained
+    assert resolve.unchanged(p, str(src)) is None
+    assert resolve.unchanged(p, str(src / "model.pt")) is None  # another reference

@@ -36,16 +36,20 @@ def stage(
     resume: bool = False,
     after: Callable[[argparse.Namespace, Params], str] | None = None,
     fn: Callable[..., dict] | None = None,
+    unchanged: Callable[[Params], dict | None] | None = None,
 ) -> None:
     """Register ``gbmseg <name>``: run ``fn`` (default ``stages.<name>``; on the set given,
-    for per-set stages) inside the step's MLflow run."""
+    for per-set stages) inside the step's MLflow run, unless ``unchanged`` says its output
+    is already what it would write (then no run is opened)."""
     run_stage = fn or getattr(stages, name)
 
     def body(args: argparse.Namespace, params: Params) -> dict:
         extra = {"resume": args.resume} if resume else {}
         item = (args.item,) if per_set else ()
-        with stages.tracked(params, name, not args.no_track) as run:
-            res = run_stage(params, *item, run, **extra)
+        res = unchanged(params) if unchanged else None
+        if res is None:
+            with stages.tracked(params, name, not args.no_track) as run:
+                res = run_stage(params, *item, run, **extra)
         return res | {"next": after(args, params)} if after else res
 
     body.__module__ = __name__
@@ -138,6 +142,7 @@ stage(
     "fetch finetune.pretrained (a folder or models:/NAME@ALIAS) into a tracked local folder",
     _pretrained,
     after=lambda a, p: "gbmseg finetune",
+    unchanged=stages.resolve_unchanged,  # a no-op `dvc repro` imports neither torch nor MLflow
 )
 stage(
     "finetune",
