@@ -40,3 +40,25 @@ def test_foreground_oversampling_draws_tiles_with_structure_more_often():
     # validation order is untouched
     val = Batches(x, y, 8, train=False, foreground=9.0)
     assert [round(float(v) * 255) for xb, _ in val for v in xb[:, 0, 0, 0]] == list(range(n))
+
+
+def test_a_step_budget_fixes_the_epoch_length_whatever_the_set_size():
+    x = np.repeat(np.arange(40, dtype=np.uint8), 64).reshape(40, 8, 8)
+    y = np.zeros((40, 8, 8), np.uint8)
+    y[:4, 2:4] = 1
+    for tiles in (5, 40):
+        b = Batches(x[:tiles], y[:tiles], 8, train=True, seed=0, steps=3)
+        batches = list(b)
+        assert len(b) == 3 and len(batches) == 3 and all(len(xb) == 8 for xb, _ in batches)
+    again = [xb for xb, _ in Batches(x, y, 8, train=True, seed=0, steps=3)]
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(
+            again, [xb for xb, _ in Batches(x, y, 8, train=True, seed=0, steps=3)], strict=True
+        )
+    )
+    weighted = Batches(x, y, 8, train=True, seed=1, steps=10, foreground=9.0)
+    drawn = [round(float(v) * 255) for _ in range(20) for xb, _ in weighted for v in xb[:, 0, 0, 0]]
+    assert np.mean(np.asarray(drawn) < 4) == pytest.approx(0.5, abs=0.08)  # weights kept
+    val = Batches(x, y, 8, train=False, steps=3)
+    assert len(val) == 5  # validation always sees every tile once

@@ -156,6 +156,9 @@ class TrainParams(Section):
     foreground_oversample: float = Field(
         ge=0, description="tiles showing structure drawn 1 + this times as often (0: uniform)"
     )
+    steps_per_epoch: int = Field(
+        ge=0, description="optimiser steps per epoch, tiles drawn at random (0: every tile once)"
+    )
     patience: int = Field(ge=1)
     max_minutes: float = Field(ge=0, description="0: no time budget")
     seed: int

@@ -40,7 +40,9 @@ class Batches:
 
     ``foreground`` > 0 samples training tiles that show some structure ``1 + foreground``
     times as often as empty ones (with replacement, an epoch still ``len(tiles)`` long):
-    thin structures leave most tiles empty."""
+    thin structures leave most tiles empty.  ``steps`` > 0 makes a training epoch that many
+    batches of tiles drawn at random (with replacement, weighted the same way), however many
+    tiles there are: the budget follows the optimiser, not the size of the set."""
 
     def __init__(
         self,
@@ -54,8 +56,10 @@ class Batches:
         world: int = 1,
         transform: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
         foreground: float = 0.0,
+        steps: int = 0,
     ):
         self.images, self.masks = images, masks
+        self.steps = steps if train else 0
         self.batch_size, self.train = batch_size, train
         self.generator = torch.Generator().manual_seed(seed)
         self.rank, self.world = rank, world
@@ -68,11 +72,17 @@ class Batches:
     def _order(self, n: int) -> torch.Tensor:
         if not self.train:
             return torch.arange(n)
+        if self.steps:  # a fixed number of batches of tiles drawn at random, on every rank
+            draws = self.steps * self.batch_size * self.world
+            weights = torch.ones(n, dtype=torch.float64) if self.weights is None else self.weights
+            return torch.multinomial(weights, draws, replacement=True, generator=self.generator)
         if self.weights is None:
             return torch.randperm(n, generator=self.generator)
         return torch.multinomial(self.weights, n, replacement=True, generator=self.generator)
 
     def __len__(self) -> int:
+        if self.steps:
+            return self.steps
         n = len(self.images)
         mine = -(-n // self.world) if self.train else len(range(self.rank, n, self.world))
         return -(-mine // self.batch_size)
@@ -80,7 +90,8 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.images)
         order = self._order(n)
-        if self.train and self.world > 1:  # equal batch counts on every rank, or DDP hangs
+        if self.train and self.world > 1 and not self.steps:  # equal batch counts on every
+            # rank, or DDP hangs
             per_rank = -(-n // self.world)
             order = torch.cat([order, order[: per_rank * self.world - n]])
         order = order[self.rank :: self.world]

@@ -144,7 +144,7 @@ def fit(
         transform = online_transform(augment, xtr.shape[-1], p.seed)
     train = Batches(
         xtr, ytr, p.batch_size, train=True, seed=p.seed, rank=d.rank, world=d.world,
-        transform=transform, foreground=p.foreground_oversample,
+        transform=transform, foreground=p.foreground_oversample, steps=p.steps_per_epoch,
     )  # fmt: skip
     val = Batches(xva, yva, p.batch_size, train=False, rank=d.rank, world=d.world)
     log.info(
