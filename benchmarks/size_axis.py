@@ -124,7 +124,7 @@ def run(args, start: Path) -> dict:
         doc = {"machine": machine(), "cells": [], "start": describe(start), "args": settings(args)}
     done = {c["id"] for c in doc["cells"]}
     for seed in args.seeds:
-        for arm in ARMS:
+        for arm in args.arms:
             for strategy in ("decoder", "full"):
                 if cell_id(args, arm, strategy, seed) in done:
                     continue
@@ -174,6 +174,7 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=128)
     ap.add_argument("--crop", type=int, default=512, help="side of a labelled window")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), metavar="ARM")
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "fewshot-work")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "size_axis.json")
     args = ap.parse_args()

@@ -156,6 +156,9 @@ class TrainParams(Section):
     foreground_oversample: float = Field(
         ge=0, description="tiles showing structure drawn 1 + this times as often (0: uniform)"
     )
+    threads: int = Field(
+        ge=0, description="CPU threads; 0: the cores other processes leave, re-checked as it runs"
+    )
     steps_per_epoch: int = Field(
         ge=0, description="optimiser steps per epoch, tiles drawn at random (0: every tile once)"
     )

@@ -30,6 +30,7 @@ from gbmseg.engine.objective import (
     validation_dice,
 )
 from gbmseg.engine.preemption import StopRequest, TrainingInterrupted
+from gbmseg.engine.threads import Governor
 
 log = logging.getLogger(__name__)
 MetricsHook = Callable[[dict[str, float], int], None]
@@ -85,6 +86,7 @@ class Trainer:
         self.start_epoch = 0
         self.partial: dict = {}  # a resumed epoch's batches done, loss sum, images, seconds
         self.stop = StopRequest()
+        self.threads = Governor(p.threads) if prec.device.type == "cpu" else None
 
     def _state(self, epoch: int, train_batches: Batches) -> dict:
         raw = unwrap(self.model)
@@ -176,6 +178,8 @@ class Trainer:
                 continue
             total += self._step(x, y)
             n_img += x.shape[0]
+            if self.threads and i % 20 == 19:  # give way to other processes' work, or take back
+                self.threads.adjust()
             bar.set_postfix(img_s=f"{n_img / (time.perf_counter() - t0):.1f}")
             if single and self.stop.requested and i + 1 < len(batches):
                 partial = {
