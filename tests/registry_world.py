@@ -24,7 +24,9 @@ def make_world(tmp_path_factory):
     torch.manual_seed(1)
     checkpoint.save(bad / "model.pt", checkpoint.model_state(build(p.train.model.model_dump())))
     for name in ("good", "bad"):
-        evaluate.run(eval_params(root, p, name), root / name / "model", *target_of(p))
+        evaluate.run(
+            eval_params(root, p, name), root / name / "model", *target_of(p), thickness=p.measure
+        )
     return root, p
 
 
@@ -52,4 +54,5 @@ def register_model(root, p, name, group="g", lock=""):
             run_log=run,
             model_dir=root / name / "model",
             tags={"who": name},
+            thickness=p.measure,
         )

@@ -129,3 +129,65 @@ def test_better_promoted_worse_refused_and_races_serialised(world, registry, mon
 
     tags = MlflowClient().get_model_version(name, winner).tags
     assert tags["promotion.promote"] == "True"
+
+
+def _membranes(widths, gap=False, wider=0):
+    """Label masks of ribbons of ``widths`` px and predictions of them: with a stretch of
+    35% of the length missed (``gap``), or ``wider`` px too wide on each edge."""
+    from benchmarks.phantoms import ribbon
+
+    labels, preds = [], []
+    for w in widths:
+        label = ribbon(w, 320, 0.0)
+        pred = ribbon(w + 2 * wider, 320, 0.0) if wider else label.copy()
+        if gap:
+            pred[:, 60:172] = 0
+        labels.append(label)
+        preds.append(pred)
+    return labels, preds
+
+
+def _figures(labels, preds):
+    """Per-image Dice and relative thickness difference, measured as evaluate measures them."""
+    from gbmseg import agreement, metrics
+
+    p = tiny_measure()
+    dice = [
+        metrics.dice(t.astype(bool), q.astype(bool)) for t, q in zip(labels, preds, strict=True)
+    ]
+    rel = [
+        agreement.row("x", agreement.measure(q, p, 10.0), agreement.measure(t, p, 10.0))[
+            promotion.THICKNESS
+        ]
+        for t, q in zip(labels, preds, strict=True)
+    ]
+    return np.array(dice), np.array(rel)
+
+
+def tiny_measure():
+    from tests.conftest import params
+
+    return params().measure
+
+
+def test_higher_dice_with_a_rim_too_wide_is_not_promoted_and_better_on_both_is():
+    widths = [15, 18, 21, 24, 27, 30]  # 150-300 nm at 10 nm/px
+    labels, champion = _membranes(widths, gap=True)  # right thickness, a stretch missed
+    _, rim = _membranes(widths, wider=2)  # the whole length, 2 px too wide on each edge
+    _, exact = _membranes(widths)
+    old_dice, old_rel = _figures(labels, champion)
+    rim_dice, rim_rel = _figures(labels, rim)
+    exact_dice, exact_rel = _figures(labels, exact)
+    assert rim_dice.mean() > old_dice.mean() + 0.05  # Dice alone would promote the rim
+    assert promotion.paired_bootstrap(old_dice, rim_dice, 0.0, 0.95, 2000, 0)["promote"]
+    refused = promotion.thickness_guard(old_rel, rim_rel, 0.02)
+    assert refused is not None and not refused["promote"]
+    assert (
+        "thickness agrees worse" in refused["reason"] and "thickness_tolerance" in refused["reason"]
+    )
+    assert refused["challenger_thickness_mean_abs_rel_diff"] > 0.1  # +4 px on 15-30 px
+    assert refused["champion_thickness_mean_abs_rel_diff"] < 0.03
+    assert promotion.paired_bootstrap(old_dice, exact_dice, 0.0, 0.95, 2000, 0)["promote"]
+    assert promotion.thickness_guard(old_rel, exact_rel, 0.02) is None  # better on both
+    assert promotion.thickness_guard(old_rel, rim_rel, 1.0) is None  # a loose tolerance
+    assert promotion.thickness_guard(np.full(3, np.nan), rim_rel[:3], 0.02) is None

@@ -1,6 +1,7 @@
 """Promotion rule and lock: a challenger replaces the champion only when a paired bootstrap
-over per-image Dice on the same test images says it is better, and only one promotion runs
-at a time (MLflow aliases are last-writer-wins)."""
+over per-image Dice on the same test images says it is better and its thickness agrees with
+the labels no worse than the champion's (``thickness_guard``), and only one promotion runs at
+a time (MLflow aliases are last-writer-wins)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,36 @@ def paired_bootstrap(
         else (
             f"not promoted: the {confidence:.0%} lower bound of the Dice gain, {lower:+.4f}, "
             f"does not exceed min_delta {min_delta}"
+        ),
+    }
+
+
+THICKNESS = "medial_median_nm_rel_diff"  # per image: (predicted - labelled) / labelled
+
+
+def thickness_guard(champion: np.ndarray, challenger: np.ndarray, tolerance: float) -> dict | None:
+    """Refusal (a decision dict) when the challenger's mean |relative thickness difference|
+    on the same images is worse than the champion's by more than ``tolerance``; None when it
+    is not (or when either has no figure: images without a measurable membrane)."""
+    a, b = np.abs(np.asarray(champion, float)), np.abs(np.asarray(challenger, float))
+    ok = np.isfinite(a) & np.isfinite(b)
+    if not ok.any():
+        return None
+    old, new = float(a[ok].mean()), float(b[ok].mean())
+    figures = {
+        "champion_thickness_mean_abs_rel_diff": round(old, 4),
+        "challenger_thickness_mean_abs_rel_diff": round(new, 4),
+        "thickness_tolerance": tolerance,
+    }
+    if new <= old + tolerance:
+        return None
+    return figures | {
+        "promote": False,
+        "reason": (
+            f"not promoted: its GBM thickness agrees worse with the labels than the champion's "
+            f"(mean |relative difference| of the medial thickness {new:.1%} vs {old:.1%} on "
+            f"{int(ok.sum())} images, beyond register.thickness_tolerance = {tolerance:g}), "
+            "whatever its Dice"
         ),
     }
 

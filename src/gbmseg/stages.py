@@ -228,5 +228,6 @@ def register(params: Params, run_log: RunLog) -> dict:
         run_log=run_log,
         model_dir=params.evaluate.model,
         tags=tags,
+        thickness=params.measure,
     )
     return res | {"tracking_uri": tracking.resolve_uri(params.tracking)}

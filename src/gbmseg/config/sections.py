@@ -317,6 +317,11 @@ class RegisterParams(Section):
     replace_broken_champion: bool = Field(
         description="promote over a champion that cannot be loaded (default: keep it)"
     )
+    thickness_tolerance: float = Field(
+        ge=0,
+        description="the largest rise in mean |relative thickness difference| vs the labels "
+        "a better-Dice challenger may show and still be promoted",
+    )
     lock: str = Field(description="'' = derived from a local store; postgresql:// URI or path")
 
 

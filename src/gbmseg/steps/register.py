@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from gbmseg import promotion, tracking
-from gbmseg.config import EvaluateParams, RegisterParams, TrackingParams
+from gbmseg.config import EvaluateParams, MeasureParams, RegisterParams, TrackingParams
 from gbmseg.data.atomic import atomic_dir, sha256_file, write_json
 from gbmseg.data.io import DataError
 from gbmseg.engine.checkpoint import CheckpointError, load_model
@@ -68,10 +68,13 @@ def decide(
     tracking_p: TrackingParams,
     ep: EvaluateParams,
     table: pd.DataFrame,
+    *,
     seen: set[str],
     validated: Path,
+    thickness: MeasureParams | None = None,
 ) -> dict:
-    """Compare with the current champion (read now, inside the lock)."""
+    """Compare with the current champion (read now, inside the lock): Dice by a paired
+    bootstrap, then, when evaluate measured thickness (``thickness``), the thickness guard."""
     champion = tracking.alias_version(tracking_p.model_name, "champion")
     if champion is None:
         return {
@@ -101,9 +104,11 @@ def decide(
             f"neither model, fewer than register.min_test_images = {p.min_test_images}; "
             "add labelled test images",
         }
+    measured = promotion.THICKNESS in usable
     old = pd.DataFrame(
-        score_images(model, ep, validated, usable["image"].tolist(), desc="champion")
-    )
+        score_images(model, ep, validated, usable["image"].tolist(), desc="champion",
+                     thickness=thickness if measured else None)
+    )  # fmt: skip
     res = promotion.paired_bootstrap(
         old["dice"].to_numpy(),
         usable["dice"].to_numpy(),
@@ -113,7 +118,18 @@ def decide(
         p.seed,
     )
     left_out = len(table) - len(usable)
-    return {**res, "champion_version": champion, "test_images_left_out": left_out}
+    res |= {"champion_version": champion, "test_images_left_out": left_out}
+    if measured and thickness is not None:
+        refused = promotion.thickness_guard(
+            old[promotion.THICKNESS].to_numpy(float),
+            usable[promotion.THICKNESS].to_numpy(float),
+            p.thickness_tolerance,
+        )
+        if refused and res["promote"]:
+            res |= refused
+        elif not refused:
+            res["thickness_checked"] = True
+    return res
 
 
 def trained_pixel_size(folder: Path) -> float | None:
@@ -131,6 +147,7 @@ def run(
     run_log: tracking.RunLogger,
     model_dir: str | Path | None = None,
     tags: dict[str, str] | None = None,
+    thickness: MeasureParams | None = None,
 ) -> dict:
     """Register the model evaluate scored (``model_dir``, when given, must be it)."""
     folder, scored = scored_model(ep, model_dir)
@@ -157,7 +174,9 @@ def run(
     tracking.verify_version(tracking_p.model_name, version, scored["sha256"])
     tracking.set_alias(tracking_p.model_name, "challenger", version)
     with promotion.lock(p.lock, tracking.tracking_uri(), tracking_p.model_name):
-        decision = decide(p, tracking_p, ep, table, seen, Path(validated))
+        decision = decide(
+            p, tracking_p, ep, table, seen=seen, validated=Path(validated), thickness=thickness
+        )
         if decision["promote"]:
             tracking.set_alias(tracking_p.model_name, "champion", version)
     tracking.tag_version(
