@@ -39,3 +39,28 @@ def test_bias_and_limits_come_from_calibrated_images_only():
     assert s["medial_median_limits_nm"] == pytest.approx(1.96 * np.std([20, 10], ddof=1), abs=0.01)
     assert s["intercept_harmonic_bias_nm"] == pytest.approx(5.0)
     assert agreement.bland_altman(table)[:4] == b"\x89PNG"
+
+
+def test_the_slope_shows_thin_membranes_reading_normal():
+    label = np.array([150.0, 200, 250, 300, 350, 400, 450])
+    noise = np.array([3.0, -2, 1, -3, 2, 0, -1])
+    follows = agreement.slope(label, label + 20 + noise)
+    assert follows["slope"] == pytest.approx(1.0, abs=0.03)
+    assert follows["slope_ci_low"] < 1.0 < follows["slope_ci_high"]
+    flattened = agreement.slope(label, 0.35 * label + 200 + noise)  # thin ones read thicker
+    assert flattened["slope"] == pytest.approx(0.35, abs=0.03)
+    assert flattened["slope_ci_high"] < 0.5
+    assert agreement.slope(label[:2], label[:2]) == {}  # too few images for a slope
+    table = pd.DataFrame(
+        {
+            "medial_median_nm_label": label,
+            "medial_median_nm_pred": 0.35 * label + 200 + noise,
+            "medial_median_nm_rel_diff": (0.35 * label + 200 + noise) / label - 1,
+            "intercept_harmonic_nm_label": label,
+            "intercept_harmonic_nm_pred": label + noise,
+            "intercept_harmonic_nm_rel_diff": noise / label,
+        }
+    )
+    s = agreement.summary(table)
+    assert s["medial_median_slope"] == flattened["slope"]
+    assert s["intercept_harmonic_slope"] == pytest.approx(1.0, abs=0.03)
