@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -188,6 +189,9 @@ def run(
             result = STAGES[step](*args)
     if metrics is not None:
         for key, value in numbers(result).items():
-            metrics.log_metric(key, value)
+            if math.isfinite(value):  # Kubeflow's metadata store cannot hold NaN or inf
+                metrics.log_metric(key, value)
+            else:
+                log.info("%s is %s: left out of the Kubeflow metrics", key, value)
     log.info("%s%s finished: %s", step, f" {item}" if item else "", result)
     return result

@@ -61,7 +61,7 @@ def _empty(raw: Path) -> str:
 def test_bad_input_is_named_and_nothing_is_lost(fault, tmp_path, caplog):
     p = tiny(tmp_path)
     synth.run(p.synth, None, p.target.raw)
-    args = ["validate", "--no-track", *[a for o in _sets(tmp_path) for a in ("-S", o)]]
+    args = ["validate", "--no-track", *[a for o in _sets(p) for a in ("-S", o)]]
     assert main(args) == 0  # a good run first: its output must survive the bad one
     before = _tree_hash(Path(p.validate_.out))
     expected = fault(Path(p.target.raw))
@@ -73,7 +73,7 @@ def test_bad_input_is_named_and_nothing_is_lost(fault, tmp_path, caplog):
     assert not [q for q in Path(p.validate_.out).parent.iterdir() if q.name.endswith(".tmp")]
 
 
-def _sets(tmp: Path) -> list[str]:
+def _sets(p) -> list[str]:
     from tests.conftest import TINY
 
-    return [*TINY, f"sets.target.raw={tmp}/raw/target", f"validate.out={tmp}/validated"]
+    return [*TINY, f"sets.target.raw={p.target.raw}", f"validate.out={p.validate_.out}"]
