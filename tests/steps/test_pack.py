@@ -114,6 +114,20 @@ def test_arrays_manifest_and_no_leak(packed):
         assert s[split]["sha256"]["masks"] == sha256_file(sp.packed / f"{split}_masks.npy")
 
 
+def test_the_training_split_is_also_kept_whole_for_random_crops(packed):
+    """Every training image and augmented copy, whole: its tiles are windows of it."""
+    from gbmseg.engine.crops import load
+
+    _, sp = packed
+    w = load(sp.packed)
+    x = np.load(sp.packed / "train_images.npy")
+    assert len(w) == len(x)  # tiny images: one 64-px tile each
+    for i in range(len(w)):
+        img, msk = w.pair(i)
+        assert img.shape == (64, 64) and np.array_equal(img, x[i])
+        assert set(np.unique(msk)) <= {0, 1}
+
+
 def test_pack_scale_resamples_every_image_and_records_the_scale(tmp_path):
     """synth writes 20 nm/px; packed at 40 nm/px the 64 px images become 32 px (one padded
     tile each) and the membrane keeps its share of the image."""

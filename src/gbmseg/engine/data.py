@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from gbmseg.data.io import DataError
+from gbmseg.engine.crops import Crops
 
 
 def load_split(packed: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +43,9 @@ class Batches:
     times as often as empty ones (with replacement, an epoch still ``len(tiles)`` long):
     thin structures leave most tiles empty.  ``steps`` > 0 makes a training epoch that many
     batches of tiles drawn at random (with replacement, weighted the same way), however many
-    tiles there are: the budget follows the optimiser, not the size of the set."""
+    tiles there are: the budget follows the optimiser, not the size of the set.  With
+    ``crops`` (and ``steps`` > 0) those batches are random crops from whole images instead of
+    packed tiles (see ``gbmseg.engine.crops``)."""
 
     def __init__(
         self,
@@ -57,8 +60,10 @@ class Batches:
         transform: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
         foreground: float = 0.0,
         steps: int = 0,
+        crops: Crops | None = None,
     ):
         self.images, self.masks = images, masks
+        self.crops = crops if train and steps else None
         self.steps = steps if train else 0
         self.batch_size, self.train = batch_size, train
         self.generator = torch.Generator().manual_seed(seed)
@@ -87,7 +92,14 @@ class Batches:
         mine = -(-n // self.world) if self.train else len(range(self.rank, n, self.world))
         return -(-mine // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _arrays(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """This rank's batches of uint8 (image, mask) arrays, before any transform."""
+        if self.crops is not None:  # every rank draws the same crops and keeps its share
+            for _ in range(self.steps):
+                xs, ys = self.crops.batch(self.batch_size * self.world)
+                mine = slice(self.rank, None, self.world)
+                yield np.ascontiguousarray(xs[mine]), np.ascontiguousarray(ys[mine])
+            return
         n = len(self.images)
         order = self._order(n)
         if self.train and self.world > 1 and not self.steps:  # equal batch counts on every
@@ -97,7 +109,10 @@ class Batches:
         order = order[self.rank :: self.world]
         for start in range(0, len(order), self.batch_size):
             idx = np.sort(order[start : start + self.batch_size].numpy())
-            xs, ys = np.ascontiguousarray(self.images[idx]), np.ascontiguousarray(self.masks[idx])
+            yield np.ascontiguousarray(self.images[idx]), np.ascontiguousarray(self.masks[idx])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for xs, ys in self._arrays():
             if self.train and self.transform is not None:
                 pairs = [self.transform(a, b) for a, b in zip(xs, ys, strict=True)]
                 xs, ys = np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])

@@ -26,6 +26,8 @@ from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
 from gbmseg.data.stats import histogram
 from gbmseg.engine import checkpoint, distributed
 from gbmseg.engine.amp import Precision, choose_precision
+from gbmseg.engine.crops import Crops
+from gbmseg.engine.crops import load as load_wholes
 from gbmseg.engine.data import Batches, load_splits
 from gbmseg.engine.seed import seed_everything
 from gbmseg.engine.trainer import FitResult, Trainer
@@ -116,6 +118,30 @@ def learnt_from_labels(model_dir: str | Path) -> bool:
     return bool(json.loads(path.read_text()).get("labelled", True)) if path.is_file() else True
 
 
+def batches(
+    p: TrainParams, packed: list[Path], augment: AugmentParams | None, *, rank: int, world: int
+) -> tuple[Batches, Batches, str]:
+    """Training and validation batches of the packed sets, and what training draws from:
+    random crops from whole images when ``p.steps_per_epoch`` > 0, else every packed tile."""
+    xtr, ytr = load_splits(packed, "train")
+    xva, yva = load_splits(packed, "val")
+    transform = None
+    if p.augment_online and augment is not None:
+        transform = online_transform(augment, xtr.shape[-1], p.seed)
+    crops, what = None, f"{len(xtr)} tiles"
+    if p.steps_per_epoch:
+        crops = Crops(load_wholes(packed), xtr.shape[-1], seed=p.seed,
+                      foreground=p.foreground_oversample)  # fmt: skip
+        what = f"{p.steps_per_epoch} batches of crops per epoch from {len(crops.wholes)} images"
+    train = Batches(
+        xtr, ytr, p.batch_size, train=True, seed=p.seed, rank=rank, world=world,
+        transform=transform, foreground=p.foreground_oversample, steps=p.steps_per_epoch,
+        crops=crops,
+    )  # fmt: skip
+    val = Batches(xva, yva, p.batch_size, train=False, rank=rank, world=world)
+    return train, val, what
+
+
 def fit(
     model: UNet,
     p: TrainParams,
@@ -137,23 +163,14 @@ def fit(
     model.to(prec.device)
     if p.channels_last:
         model.to(memory_format=torch.channels_last)
-    xtr, ytr = load_splits(packed, "train")
-    xva, yva = load_splits(packed, "val")
-    transform = None
-    if p.augment_online and augment is not None:
-        transform = online_transform(augment, xtr.shape[-1], p.seed)
-    train = Batches(
-        xtr, ytr, p.batch_size, train=True, seed=p.seed, rank=d.rank, world=d.world,
-        transform=transform, foreground=p.foreground_oversample, steps=p.steps_per_epoch,
-    )  # fmt: skip
-    val = Batches(xva, yva, p.batch_size, train=False, rank=d.rank, world=d.world)
+    train, val, what = batches(p, packed, augment, rank=d.rank, world=d.world)
     log.info(
-        "training %d params on %d tiles (%s), validating on %d%s",
+        "training %d params on %s (%s), validating on %d tiles%s",
         count_parameters(model),
-        len(xtr),
+        what,
         prec.describe(),
-        len(xva),
-        "" if len(xva) else " (no validation images: fixed schedule, no early stopping)",
+        len(val.images),
+        "" if len(val.images) else " (no validation images: fixed schedule, no early stopping)",
     )
     net = distributed.wrap(model, d, prec.device)
     if p.compile:

@@ -1,4 +1,8 @@
-"""pack: fixed-size uint8 tiles in memory-mappable .npy arrays, split by source image."""
+"""pack: fixed-size uint8 tiles in memory-mappable .npy arrays, split by source image.
+
+The training split is also kept whole (``train_whole_*.npy``: every image and augmented copy
+flattened end to end, with their shapes), so that training can draw random crops from whole
+images (``train.steps_per_epoch`` > 0) rather than sweep the fixed tiles."""
 
 from __future__ import annotations
 
@@ -17,12 +21,18 @@ from gbmseg.runlog import RunLog
 log = logging.getLogger(__name__)
 
 
+def at_least_a_tile(arr: np.ndarray, tile: int) -> np.ndarray:
+    """``arr`` reflect-padded at the bottom and right to at least tile x tile."""
+    h, w = arr.shape
+    if h >= tile and w >= tile:
+        return arr
+    return np.pad(arr, ((0, max(0, tile - h)), (0, max(0, tile - w))), mode="reflect")
+
+
 def tiles(arr: np.ndarray, tile: int, stride: int) -> list[np.ndarray]:
     """Cut a 2-D array into tile x tile pieces (reflect-padded when smaller than a tile)."""
+    arr = at_least_a_tile(arr, tile)
     h, w = arr.shape
-    if h < tile or w < tile:
-        arr = np.pad(arr, ((0, max(0, tile - h)), (0, max(0, tile - w))), mode="reflect")
-        h, w = arr.shape
     return [
         arr[y : y + tile, x : x + tile]
         for y in starts(h, tile, stride)
@@ -48,14 +58,13 @@ def at_scale(img: np.ndarray, msk: np.ndarray, nm: float | None, p: PackParams, 
     return resample.image(img, shape), resample.mask(msk, shape)
 
 
-def _collect(
-    items: list[Item], p: PackParams, originals: int
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Tiles of every image and mask (at pack.scale_nm), and the pixel and structure-pixel
-    counts of the first ``originals`` images (the labelled originals, augmented copies not
-    counted)."""
+def _collect(items: list[Item], p: PackParams, originals: int) -> dict:
+    """Tiles of every image and mask (at pack.scale_nm), the whole images flattened with
+    their shapes, and the pixel and structure-pixel counts of the first ``originals`` images
+    (the labelled originals, augmented copies not counted)."""
     imgs: list[np.ndarray] = []
     msks: list[np.ndarray] = []
+    whole: list[tuple[np.ndarray, np.ndarray]] = []
     pixels = structure = 0
     for i, (folder, name, nm) in enumerate(items):
         img, msk = read_image(folder / "images" / name), read_raw(folder / "masks" / name)
@@ -64,9 +73,18 @@ def _collect(
             pixels, structure = pixels + img.size, structure + int(np.count_nonzero(msk))
         imgs += tiles(img, p.tile, p.stride)
         msks += tiles(msk, p.tile, p.stride)
+        whole.append((at_least_a_tile(img, p.tile), at_least_a_tile(msk, p.tile)))
     empty = np.zeros((0, p.tile, p.tile), np.uint8)
-    x, y = (np.stack(imgs) if imgs else empty), (np.stack(msks) if msks else empty)
-    return x, y, pixels, structure
+    flat = np.zeros(0, np.uint8)
+    return {
+        "images": np.stack(imgs) if imgs else empty,
+        "masks": np.stack(msks) if msks else empty,
+        "whole_images": np.concatenate([a.ravel() for a, _ in whole]) if whole else flat,
+        "whole_masks": np.concatenate([b.ravel() for _, b in whole]) if whole else flat,
+        "whole_shapes": np.array([a.shape for a, _ in whole], np.int64).reshape(-1, 2),
+        "pixels": pixels,
+        "structure": structure,
+    }
 
 
 def set_pixel_size(identity: dict, p: PackParams) -> float | None:
@@ -155,15 +173,19 @@ def write(
             items: list[Item] = [(validated, n, own(n)) for n in by_split[split]]
             if split == "train" and aug_names:
                 items += [(Path(augmented), n, own(copies[n])) for n in aug_names]
-            x, y, pixels, structure = _collect(items, p, len(by_split[split]))
+            got = _collect(items, p, len(by_split[split]))
+            x, y = got["images"], got["masks"]
             write_array(tmp / f"{split}_images.npy", x)
             write_array(tmp / f"{split}_masks.npy", y)
+            if split == "train":
+                for part in ("images", "masks", "shapes"):
+                    write_array(tmp / f"train_whole_{part}.npy", got[f"whole_{part}"])
             manifest["splits"][split] = {
                 "sources": by_split[split],
                 "pixels_sha256": [identity[Path(n).stem]["pixels_sha256"] for n in by_split[split]],
                 "pixel_size_nm": [own(n) for n in by_split[split]],
-                "source_pixels": pixels,
-                "structure_pixels": structure,
+                "source_pixels": got["pixels"],
+                "structure_pixels": got["structure"],
                 "augmented_copies": len(aug_names) if split == "train" else 0,
                 "tiles": int(x.shape[0]),
                 "positive_fraction": round(float(y.mean()), 6) if y.size else 0.0,

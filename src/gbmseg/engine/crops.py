@@ -1,0 +1,98 @@
+"""Random crops from whole training images (nnU-Net style): the packed training split kept
+whole (``train_whole_*.npy``), and a seeded draw of tile x tile crops from it.
+
+An image is chosen with a probability proportional to its area (every pixel as likely to be
+seen), then a position uniformly; with ``foreground`` > 0 a crop that shows no structure is
+kept with probability ``1 / (1 + foreground)`` (redrawn otherwise, a few times at most), so
+crops showing structure come ``1 + foreground`` times as often, as with packed tiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gbmseg.data.io import DataError
+
+PARTS = ("images", "masks", "shapes")
+REDRAWS = 8  # at most this many redraws of an empty crop (a set with little structure)
+
+
+@dataclass(frozen=True)
+class Wholes:
+    """Whole uint8 images and masks, flattened end to end; ``shapes`` (N, 2) says where."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    shapes: np.ndarray
+
+    def __post_init__(self):
+        sizes = self.shapes.prod(axis=1) if len(self.shapes) else np.zeros(0, np.int64)
+        if self.shapes.ndim != 2 or self.shapes.shape[1] != 2 or (sizes <= 0).any():
+            raise DataError(f"whole training images: malformed shapes {self.shapes.shape}")
+        if int(sizes.sum()) != self.images.size or self.images.size != self.masks.size:
+            raise DataError(
+                "whole training images: shapes and pixel counts disagree; re-run `gbmseg pack`"
+            )
+        object.__setattr__(self, "offsets", np.concatenate([[0], np.cumsum(sizes)]))
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])  # type: ignore[attr-defined]
+        h, w = (int(v) for v in self.shapes[i])
+        return self.images[a:b].reshape(h, w), self.masks[a:b].reshape(h, w)
+
+
+def load(packed: list[Path] | Path | str) -> Wholes:
+    """The whole training images of one or more packed sets (several: concatenated)."""
+    folders = [packed] if isinstance(packed, str | Path) else list(packed)
+    found = []
+    for f in folders:
+        paths = [Path(f) / f"train_whole_{part}.npy" for part in PARTS]
+        if not all(p.is_file() for p in paths):
+            raise DataError(
+                f"{f}: packed without whole training images (train.steps_per_epoch > 0 crops "
+                "from them); re-run `gbmseg pack`, or set train.steps_per_epoch: 0"
+            )
+        found.append([np.load(p, mmap_mode="r", allow_pickle=False) for p in paths])
+    if len(found) == 1:
+        return Wholes(*found[0])
+    return Wholes(*(np.concatenate([parts[k] for parts in found]) for k in range(3)))
+
+
+class Crops:
+    """A seeded stream of (image, mask) tile x tile crops from ``wholes``."""
+
+    def __init__(self, wholes: Wholes, tile: int, *, seed: int, foreground: float = 0.0):
+        if not len(wholes):
+            raise DataError("no whole training images to crop from; re-run `gbmseg pack`")
+        if (wholes.shapes < tile).any():
+            raise DataError(f"a whole training image is smaller than the {tile}-px tile; re-pack")
+        self.wholes, self.tile, self.foreground = wholes, tile, foreground
+        area = wholes.shapes.prod(axis=1).astype(np.float64)
+        self.p = area / area.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def _one(self) -> tuple[np.ndarray, np.ndarray]:
+        i = int(self.rng.choice(len(self.p), p=self.p))
+        img, msk = self.wholes.pair(i)
+        y = int(self.rng.integers(0, img.shape[0] - self.tile + 1))
+        x = int(self.rng.integers(0, img.shape[1] - self.tile + 1))
+        t = self.tile
+        return img[y : y + t, x : x + t], msk[y : y + t, x : x + t]
+
+    def draw(self) -> tuple[np.ndarray, np.ndarray]:
+        img, msk = self._one()
+        keep = 1.0 / (1.0 + self.foreground)
+        for _ in range(REDRAWS if self.foreground > 0 else 0):
+            if msk.any() or self.rng.random() < keep:
+                break
+            img, msk = self._one()
+        return img, msk
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [self.draw() for _ in range(n)]
+        return np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
