@@ -131,15 +131,16 @@ def evaluate(
     run_group: str,
     item: str,
     model: Input[Model],
-    baseline: Input[Model],
     validated: Input[Dataset],
     packed: Input[Dataset],
     report: Output[HTML],
     summary: Output[Metrics],
+    baseline: Input[Model] = None,
 ):
     from gbmseg.kfp_entry import run_task
 
-    paths = {"model": model.path, "baseline": baseline.path, "validated": validated.path}
+    base = baseline.path if baseline is not None else ""  # none: evaluate.baseline ''
+    paths = {"model": model.path, "baseline": base, "validated": validated.path}
     run_task("evaluate", params, run_group, item, summary, packed=packed.path,
              report=report.path, **paths)  # fmt: skip
 

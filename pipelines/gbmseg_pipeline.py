@@ -1,16 +1,17 @@
 """The gbmseg Kubeflow pipeline: the DVC DAG, task for task, with params.yaml as its default.
 
-    target: validate -> augment -> pack -> train (scratch baseline)
+    target: validate -> augment -> pack [-> train (scratch baseline, if in train.sets)]
     pretrained == "":        source: validate -> augment -> pack -> train -> finish
     pretrained == "selfsup": selfsup(unlabelled images; the target's test images left out)
                              -> finish
     pretrained == URI:       resolve(URI) -> finish     (e.g. models:/gbmseg-unet@champion)
-    finish: finetune -> evaluate (beside the baseline) -> register
+    finish: finetune -> evaluate (beside the baseline, if any) -> register
 
 The same components serve the source and the target set (``prepare`` is called twice), and
 ``finish`` is one sub-pipeline whichever way the pretrained model came.  Resources, the GPU
 pool's node selector and tolerations, and the Secrets exposed as env come from params.yaml's
-``kfp`` and ``train`` sections, read here at compile time.
+``kfp`` and ``train`` sections, read here at compile time, as is whether the target is trained
+from scratch as a baseline (``train.sets``, ``evaluate.baseline``: '' compiles no baseline).
 
 Compile: ``python -m pipelines.gbmseg_pipeline`` (writes pipelines/gbmseg_pipeline.yaml).
 """
@@ -31,6 +32,7 @@ _PARSED = validate_tree(PARAMS, "params.yaml")
 TARGET = _PARSED.finetune.target
 SOURCE = _PARSED.pretrained_set() or "source"
 UNLABELLED = _PARSED.pretrained_unlabelled() or "unlabelled"
+BASELINE = _PARSED.baseline_set() == TARGET  # the target trained from scratch, scored beside
 COMPILED = Path(__file__).with_suffix(".yaml")
 
 
@@ -56,9 +58,18 @@ def on_gpu(task: dsl.PipelineTask) -> dsl.PipelineTask:
     return task
 
 
-def prepare(params: dict, run_group: str, data_version: str, item: str, splits: dict, uri: str):
-    """One labelled set through validate -> augment -> pack -> train (the same components
-    for the source and the target); returns the validate, pack and train tasks."""
+def prepare(
+    params: dict,
+    run_group: str,
+    data_version: str,
+    item: str,
+    splits: dict,
+    uri: str,
+    *,
+    train: bool = True,
+):
+    """One labelled set through validate -> augment -> pack [-> train] (the same components
+    for the source and the target); returns the validate, pack and train (or None) tasks."""
     raw = dsl.importer(artifact_uri=uri, artifact_class=Dataset, reimport=False)
     common = {"params": params, "run_group": run_group, "item": item}
     v = on_cpu(c.validate(data_version=data_version, raw=raw.output, **common))
@@ -71,7 +82,7 @@ def prepare(params: dict, run_group: str, data_version: str, item: str, splits: 
             **common,
         )
     )
-    t = on_gpu(c.train(packed=p.outputs["packed"], **common))
+    t = on_gpu(c.train(packed=p.outputs["packed"], **common)) if train else None
     return v, p, t
 
 
@@ -81,9 +92,9 @@ def finish(
     run_group: str,
     pretrained_item: str,
     pretrained: Input[Model],
-    baseline: Input[Model],
     validated: Input[Dataset],
     packed: Input[Dataset],
+    baseline: Input[Model] = None,
 ) -> str:
     f = on_gpu(
         c.finetune(
@@ -137,14 +148,15 @@ def gbmseg_pipeline(
     split), so every image gets the split DVC gives it.  ``data_version`` (a content hash of
     the data, filled in by `gbmseg kfp submit`) keys the cache."""
     group = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-    tv, tp, tt = prepare(params, group, data_version, TARGET, splits, target_uri)
+    tv, tp, tt = prepare(params, group, data_version, TARGET, splits, target_uri, train=BASELINE)
     target = {
         "params": params,
         "run_group": group,
-        "baseline": tt.outputs["model"],
         "validated": tv.outputs["validated"],
         "packed": tp.outputs["packed"],
     }
+    if tt is not None:
+        target["baseline"] = tt.outputs["model"]
     with dsl.If(pretrained == "", name="pretrain-on-source"):
         _, _, st = prepare(params, group, data_version, SOURCE, splits, source_uri)
         pretrain = finish(pretrained_item=SOURCE, pretrained=st.outputs["model"], **target)

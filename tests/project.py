@@ -30,7 +30,8 @@ def project_copy(dst: Path, *overrides: str) -> Path:
     skip = ("data/", "metrics/", "reports/", "models/", "splits/")
     for rel in filter(None, files):
         src = ROOT / rel
-        if src.is_file() and not rel.startswith(skip) and rel != "dvc.lock":
+        kept = not rel.startswith(skip) or rel.endswith("README.md")  # e.g. models/train/
+        if src.is_file() and kept and rel != "dvc.lock":
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
     edit_params(dst, *TINY, *overrides)
@@ -41,8 +42,9 @@ def edit_params(proj: Path, *overrides: str, drop_source: bool = False) -> None:
     tree = yaml.safe_load((proj / "params.yaml").read_text())
     for item in overrides:
         apply_override(tree, item)
-    if drop_source:
+    if drop_source:  # the source is neither in `sets` nor trained from scratch any more
         del tree["sets"]["source"]
+        tree["train"]["sets"] = [s for s in tree["train"]["sets"] if s != "source"]
     (proj / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
     load(proj / "params.yaml")  # still valid
 

@@ -1,11 +1,14 @@
 """The stages as the CLI, DVC and Kubeflow call them: the checks on the parameters as
 written, and the keys that group and identify a pipeline run."""
 
+from pathlib import Path
+
 import pytest
 
 from gbmseg import stages
 from gbmseg.config import ConfigError
 from tests.conftest import tiny
+from tests.models import dark_model, save
 
 
 def test_a_set_nothing_uses_is_refused_naming_the_fix(tmp_path):
@@ -13,6 +16,33 @@ def test_a_set_nothing_uses_is_refused_naming_the_fix(tmp_path):
     p = tiny(tmp_path, "finetune.pretrained=models:/gbmseg-unet@champion")
     with pytest.raises(ConfigError, match=r"sets \['source'\] are neither finetune.target"):
         stages.check_sets(p)
+
+
+def test_train_sets_must_train_the_pretraining_set_and_the_baseline_and_no_other(tmp_path):
+    stages.check_sets(tiny(tmp_path))  # [source, target]: pretraining and baseline
+    stages.check_sets(tiny(tmp_path, "evaluate.baseline=''", "train.sets=[source]"))
+    cases = {
+        "train.sets=[target]": r"does not train 'source': add it to train.sets",
+        "train.sets=[source]": r"evaluate.baseline .* add its set to train.sets",
+        "train.sets=[source, target, lab]": r"each must be a set in params.yaml `sets`",
+        "train.sets=[source, source, target]": r"each must be a set .*, once",
+    }
+    for override, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            stages.check_sets(tiny(tmp_path, override))
+    idle = tiny(tmp_path, "evaluate.baseline=''")  # the baseline switched off, still trained
+    with pytest.raises(ConfigError, match=r"\['target'\] would be trained for nothing.*switched"):
+        stages.check_sets(idle)
+
+
+def test_a_set_outside_train_sets_is_not_trained_and_a_missing_baseline_is_named(tmp_path):
+    p = tiny(tmp_path, "evaluate.baseline=''", "train.sets=[source]")
+    with pytest.raises(ConfigError, match=r"'target' is not in train.sets \['source'\]"):
+        stages.train(p, "target")
+    p = tiny(tmp_path)
+    save(dark_model(), Path(p.evaluate.model))  # the model scored is there, its baseline not
+    with pytest.raises(ConfigError, match=r"evaluate.baseline .*: no model there; train it"):
+        stages.evaluate(p)
 
 
 def test_the_pipeline_group_follows_the_params_and_the_environment(tmp_path, monkeypatch):

@@ -109,7 +109,8 @@ ARTIFACTS = {  # stage -> params key -> its path, from the task's artifact paths
         "evaluate.metrics": "{report}/metrics.json",
         "register.out": "{registration}",
     },
-}  # per-set folders inside an artifact: <artifact>/<set>, as DVC's <base>/<set>
+}  # per-set folders inside an artifact: <artifact>/<set>, as DVC's <base>/<set>; an optional
+# artifact left out ('' as its path, e.g. no baseline) leaves its key ''
 
 
 def artifact_paths(step: str, item: str | None = None, **artifacts: str) -> dict[str, str]:
@@ -118,7 +119,12 @@ def artifact_paths(step: str, item: str | None = None, **artifacts: str) -> dict
     roles = {"item": item or "", **artifacts}
     if "{scratch}" in "".join(ARTIFACTS[step].values()):
         roles.setdefault("scratch", tempfile.mkdtemp(prefix="gbmseg-ckpt-"))
-    return {key.format(**roles): value.format(**roles) for key, value in ARTIFACTS[step].items()}
+
+    def path(template: str) -> str:
+        role = template[1 : template.index("}")] if template.startswith("{") else None
+        return "" if role and roles.get(role) == "" else template.format(**roles)
+
+    return {key.format(**roles): path(value) for key, value in ARTIFACTS[step].items()}
 
 
 def run_task(

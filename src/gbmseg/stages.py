@@ -22,7 +22,8 @@ PER_SET = ("validate", "augment", "pack", "train", "selfsup")
 
 
 def check_sets(params: Params) -> None:
-    """Refuse a set that nothing would use (it would be validated and trained for nothing).
+    """Refuse a set that nothing would use (it would be validated and trained for nothing),
+    and a ``train.sets`` that does not train exactly the pretraining set and the baseline.
     Checked on the parameters as the user wrote them: by `gbmseg train` and by the Kubeflow
     task before it puts its own paths in."""
     unused = params.unused_sets()
@@ -31,6 +32,37 @@ def check_sets(params: Params) -> None:
             f"sets {unused} are neither finetune.target ({params.finetune.target}) nor the set "
             f"finetune.pretrained ({params.finetune.pretrained}) was trained on; remove them "
             "from `sets`, or point finetune.pretrained at models/train/<set>"
+        )
+    check_trained(params)
+
+
+def check_trained(params: Params) -> None:
+    """``train.sets`` holds finetune.pretrained's set and evaluate.baseline's, and no other."""
+    trained, e = params.train.sets, params.evaluate
+    unknown = sorted(set(trained) - set(params.sets))
+    if unknown or len(set(trained)) < len(trained):
+        raise ConfigError(
+            f"train.sets {trained}: each must be a set in params.yaml `sets` (known: "
+            f"{', '.join(sorted(params.sets))}), once"
+        )
+    pre, base = params.pretrained_set(), params.baseline_set()
+    if pre in params.sets and pre not in trained:
+        raise ConfigError(
+            f"finetune.pretrained is {params.finetune.pretrained}, but train.sets {trained} "
+            f"does not train {pre!r}: add it to train.sets, or start from a registry model"
+        )
+    if e.baseline and base not in trained:
+        raise ConfigError(
+            f"evaluate.baseline {e.baseline!r} is not {params.train.out}/<a set in train.sets "
+            f"{trained}>: add its set to train.sets, or set evaluate.baseline: '' to score "
+            "no baseline (and train none)"
+        )
+    idle = [s for s in trained if s not in (pre, base)]
+    if idle:
+        off = " (evaluate.baseline: '' switched the baseline off)" if not e.baseline else ""
+        raise ConfigError(
+            f"train.sets {idle} would be trained for nothing: neither finetune.pretrained's set "
+            f"nor evaluate.baseline's{off}; drop them from train.sets"
         )
 
 
@@ -128,6 +160,11 @@ def train(params: Params, name: str, run_log: RunLog | None = None, resume: bool
     import gbmseg.steps.train
 
     params.labelled(name)
+    if name not in params.train.sets:
+        raise ConfigError(
+            f"{name!r} is not in train.sets {params.train.sets} (the sets trained from scratch: "
+            f"dvc.yaml trains each of them); add it there to train it"
+        )
     train_p = params.train_params(name)
     packed = params.paths(name).packed
     return gbmseg.steps.train.run(train_p, packed, run_log, resume, augment=params.augment)
@@ -202,6 +239,13 @@ def evaluate(params: Params, run_log: RunLog | None = None) -> dict:
 
     e, sp = params.evaluate, params.paths(params.finetune.target)
     baseline = e.baseline or None
+    scored = (Path(e.model) / "model.pt").is_file()  # if not, the step names it first
+    if baseline and scored and not (Path(baseline) / "model.pt").is_file():
+        raise ConfigError(
+            f"evaluate.baseline {baseline}: no model there; train it first (`gbmseg train "
+            f"{Path(baseline).name}`, a set in train.sets), or set evaluate.baseline: '' to "
+            "score no baseline"
+        )
     return gbmseg.steps.evaluate.run(
         e,
         e.model,

@@ -90,8 +90,8 @@ def test_digest_changes_with_params():
     assert a.digest() == load(ROOT / "params.yaml").digest()
 
 
-def test_every_set_gets_its_own_folders_and_the_baseline_the_finetune_budget():
-    p = load(ROOT / "params.yaml", ["train.epochs=40", "finetune.epochs=7"])
+def test_every_set_gets_its_own_folders_and_the_baseline_its_own_budget():
+    p = load(ROOT / "params.yaml", ["train.epochs=40", "train.baseline_epochs=7"])
     sp = p.paths("source")
     assert sp.validated.as_posix() == "data/validated/source"
     assert sp.packed.as_posix() == "data/packed/source"
@@ -100,6 +100,9 @@ def test_every_set_gets_its_own_folders_and_the_baseline_the_finetune_budget():
     assert p.train_params("target").out == "models/train/target"
     assert p.finetune_train_params().lr == p.finetune.lr
     assert p.pretrained_set() == "source" and p.unused_sets() == []
+    assert p.baseline_set() == "target"
+    off = load(ROOT / "params.yaml", ["evaluate.baseline=''", "train.baseline_epochs=7"])
+    assert off.baseline_set() is None and off.train_params("target").epochs == 40
 
 
 def test_target_must_be_a_set():

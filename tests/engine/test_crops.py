@@ -61,8 +61,19 @@ def test_batches_draw_crops_for_a_step_budget_and_split_them_between_ranks():
     assert len(one) == 5 and len(got) == 5 and all(x.shape == (4, 1, 8, 8) for x, _ in got)
     assert all(float(x.max()) > 0 for x, _ in got)  # crops, not the blank packed tiles
     ranks = [
-        list(Batches(tiles, tiles, 2, train=True, seed=0, steps=2, rank=r, world=2,
-                     crops=Crops(w, 8, seed=1)))  # fmt: skip
+        list(
+            Batches(
+                tiles,
+                tiles,
+                2,
+                train=True,
+                seed=0,
+                steps=2,
+                rank=r,
+                world=2,
+                crops=Crops(w, 8, seed=1),
+            )
+        )
         for r in (0, 1)
     ]
     assert all(len(x) == 2 for run in ranks for x, _ in run)

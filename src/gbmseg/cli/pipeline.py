@@ -116,7 +116,7 @@ stage(
     per_set=True,
     resume=True,
     fn=_check_then_train,  # refuses a set that nothing would use
-    after=lambda a, p: "gbmseg evaluate" if a.item == p.finetune.target else "gbmseg resolve",
+    after=lambda a, p: "gbmseg evaluate" if a.item == p.baseline_set() else "gbmseg resolve",
 )
 
 

@@ -179,6 +179,11 @@ class Params(Section):
             return ref.name
         return None
 
+    def baseline_set(self) -> str | None:
+        """The set whose from-scratch model ``evaluate.baseline`` names, if any."""
+        ref = self.evaluate.baseline
+        return Path(ref).name if ref and Path(ref).parent == Path(self.train.out) else None
+
     def pretrained_unlabelled(self) -> str | None:
         """The unlabelled folder whose self-supervised model ``finetune.pretrained`` names."""
         name = self.pretrained_set()
@@ -200,13 +205,13 @@ class Params(Section):
         )
 
     def train_params(self, name: str) -> TrainParams:
-        """The train section with set ``name``'s paths; the target's from-scratch baseline
-        gets fine-tuning's epochs, so both are compared at the same training cost."""
+        """The train section with set ``name``'s paths; the from-scratch baseline (the set
+        ``evaluate.baseline`` names) trains for ``train.baseline_epochs``."""
         sp = self.paths(name)
         update = {"out": str(sp.model), "metrics": str(sp.metrics), "history": str(sp.history)}
         update["checkpoints"] = str(sp.checkpoints)
-        if name == self.finetune.target:
-            update["epochs"] = self.finetune.epochs
+        if name == self.baseline_set():
+            update["epochs"] = self.train.baseline_epochs
         return self.train.model_copy(update=update)
 
     def finetune_train_params(self) -> TrainParams:

@@ -132,6 +132,9 @@ class ModelParams(Section):
 
 
 class TrainParams(Section):
+    sets: list[str] = Field(
+        description="sets trained from scratch: finetune.pretrained's and evaluate.baseline's"
+    )
     out: str = Field(description="base folder: <out>/<set>/model.pt")
     metrics: str = Field(description="base folder: <metrics>/<set>.json")
     history: str = Field(description="base folder: <history>/<set>.csv")
@@ -142,6 +145,9 @@ class TrainParams(Section):
     channels_last: bool
     compile: bool = Field(description="torch.compile the model (CUDA)")
     epochs: int = Field(ge=1)
+    baseline_epochs: int = Field(
+        ge=1, description="epochs of the from-scratch baseline that evaluate.baseline names"
+    )
     batch_size: int = Field(ge=1)
     optimizer: Literal["adamw", "sgd"]
     schedule: Literal["cosine", "poly"]
@@ -160,7 +166,8 @@ class TrainParams(Section):
         ge=0, description="CPU threads; 0: the cores other processes leave, re-checked as it runs"
     )
     steps_per_epoch: int = Field(
-        ge=0, description="optimiser steps per epoch, tiles drawn at random (0: every tile once)"
+        ge=0,
+        description="optimiser steps per epoch, random crops of whole images (0: every tile once)",
     )
     patience: int = Field(ge=1)
     max_minutes: float = Field(ge=0, description="0: no time budget")
