@@ -130,6 +130,38 @@ def test_a_missing_code_dep_is_caught(tmp_path):
     assert "src/gbmseg/engine/lifecycle.py" in gaps["finetune"]
 
 
+TRAIN_KEYS_NOT_LISTED = {  # stage -> train.* keys that change none of its outputs
+    "train": {"sets"},  # which sets are trained (DVC's foreach) is not how
+    "finetune": {"sets", "baseline_epochs"},  # the baseline's budget is not fine-tuning's
+}
+
+
+def train_keys_missing(dvc_yaml: Path) -> dict[str, set[str]]:
+    """Per stage that trains: the train.* keys that change its model but its params omit."""
+    from gbmseg.config.sections import TrainParams
+
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    missing = {}
+    for stage, leave_out in TRAIN_KEYS_NOT_LISTED.items():
+        listed = {str(k) for k in stages[stage].get("do", stages[stage])["params"]}
+        if "train" in listed:
+            continue  # the whole section
+        need = set(TrainParams.model_fields) - leave_out
+        gaps = {k for k in need if f"train.{k}" not in listed}
+        if gaps:
+            missing[stage] = gaps
+    return missing
+
+
+def test_training_stages_list_every_train_key_that_changes_their_model(tmp_path):
+    """A new train.* key re-runs training only if the stage lists it; the check can fail."""
+    assert train_keys_missing(ROOT / "dvc.yaml") == {}
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    spec["stages"]["finetune"]["params"].remove("train.lr")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(spec))
+    assert train_keys_missing(tmp_path / "dvc.yaml") == {"finetune": {"lr"}}
+
+
 def test_step_functions_take_arguments_past_the_fourth_by_keyword():
     loose = []
     for f in sorted((SRC / "gbmseg" / "steps").glob("*.py")):
