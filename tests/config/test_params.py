@@ -102,7 +102,7 @@ def test_every_set_gets_its_own_folders_and_the_baseline_its_own_budget():
     assert p.pretrained_set() == "source" and p.unused_sets() == []
     assert p.baseline_set() == "target"
     off = load(ROOT / "params.yaml", ["evaluate.baseline=''", "train.baseline_epochs=7"])
-    assert off.baseline_set() is None and off.train_params("target").epochs == 40
+    assert off.baseline_set() is None and off.train_params("source").epochs == 40
 
 
 def test_target_must_be_a_set():

@@ -205,12 +205,12 @@ class Params(Section):
         )
 
     def train_params(self, name: str) -> TrainParams:
-        """The train section with set ``name``'s paths; the from-scratch baseline (the set
-        ``evaluate.baseline`` names) trains for ``train.baseline_epochs``."""
+        """The train section with set ``name``'s paths; the target trained from scratch (only
+        ever as the baseline: `stages.check_trained`) trains for ``train.baseline_epochs``."""
         sp = self.paths(name)
         update = {"out": str(sp.model), "metrics": str(sp.metrics), "history": str(sp.history)}
         update["checkpoints"] = str(sp.checkpoints)
-        if name == self.baseline_set():
+        if name == self.finetune.target:
             update["epochs"] = self.train.baseline_epochs
         return self.train.model_copy(update=update)
 

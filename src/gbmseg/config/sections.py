@@ -146,7 +146,7 @@ class TrainParams(Section):
     compile: bool = Field(description="torch.compile the model (CUDA)")
     epochs: int = Field(ge=1)
     baseline_epochs: int = Field(
-        ge=1, description="epochs of the from-scratch baseline that evaluate.baseline names"
+        ge=1, description="epochs of the target trained from scratch (the baseline)"
     )
     batch_size: int = Field(ge=1)
     optimizer: Literal["adamw", "sgd"]
