@@ -29,7 +29,7 @@ tools: $(TOOLS)/bin/checkov  ## checkov (infra scanner) in its own venv: its pin
 
 # The demo's own overrides (params.yaml keeps the budget of a real run): the synthetic sets
 # are small, so fewer epochs and one augmented copy per image are enough to show the loop.
-DEMO_SET := -S train.epochs=20 -S train.baseline_epochs=20 -S finetune.epochs=20 -S augment.copies=1
+DEMO_SET := -S train.epochs=20 -S train.baseline_epochs=20 -S finetune.epochs=20 -S train.steps_per_epoch=25 -S augment.copies=1
 
 data: venv  ## generate the synthetic demo data: data/raw/{source,target} (byte-identical to data.dvc)
 	$(BIN)/gbmseg synth
