@@ -1,4 +1,5 @@
-"""Errors that the CLI turns into one clear line and an exit code (no mlflow import here)."""
+"""Errors that the CLI turns into one clear line and an exit code. Nothing heavy is imported
+here (no torch, no mlflow): the CLI catches them without loading either."""
 
 
 class TrackingError(RuntimeError):
@@ -7,3 +8,11 @@ class TrackingError(RuntimeError):
 
 class StorageError(RuntimeError):
     """S3 unreachable, refused the request, or holds an incomplete upload."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt or not a gbmseg checkpoint."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""

@@ -125,3 +125,24 @@ def test_every_mistyped_command_is_one_line_exit_2_and_writes_nothing(
     assert says in errors[0], errors[0]
     assert "Traceback" not in err
     assert sorted(work.rglob("*")) == before  # nothing written
+
+
+def test_an_unchanged_resolve_loads_neither_torch_nor_mlflow(tmp_path):
+    """What a no-op `dvc repro` runs: `gbmseg resolve` with nothing new to resolve."""
+    import subprocess
+    import sys
+
+    from tests.models import dark_model, save
+
+    save(dark_model(), tmp_path / "lab_model")
+    args = _args(tmp_path, f"finetune.pretrained={tmp_path / 'lab_model'}")
+    assert main(["resolve", *args]) == 0  # the first time: copied, checked with torch
+    code = (
+        "import sys\n"
+        "from gbmseg.cli.app import main\n"
+        f"assert main(['resolve', *{args!r}]) == 0\n"
+        "assert 'torch' not in sys.modules and 'mlflow' not in sys.modules, 'imported'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-1500:]
+    assert '"unchanged": true' in res.stdout

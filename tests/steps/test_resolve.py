@@ -2,6 +2,7 @@
 a folder without a model is refused in one line and nothing is written."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,10 @@ def test_an_unchanged_folder_is_known_without_torch(tmp_path):
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-1500:]
+    kept = Path(p.out) / "model.pt"
+    kept.write_bytes(kept.read_bytes() + b"\0")  # the copy kept there altered by hand
+    assert resolve.unchanged(p, str(src)) is None
+    info = resolve.run(p, str(src))
     write_model_folder(src, dark_model(10.0), "train", {}, ["a" * 64])  # retrained
     assert resolve.unchanged(p, str(src)) is None
     assert resolve.unchanged(p, str(src / "model.pt")) is None  # another reference

@@ -81,10 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     log = logging.getLogger("gbmseg")
     from gbmseg.data.io import DataError
-    from gbmseg.engine.checkpoint import CheckpointError
     from gbmseg.engine.preemption import EXIT_CODE, TrainingInterrupted
-    from gbmseg.engine.trainer import TrainingDiverged
-    from gbmseg.errors import StorageError, TrackingError
+    from gbmseg.errors import CheckpointError, StorageError, TrackingError, TrainingDiverged
 
     try:
         params = load(args.params, overrides(args))

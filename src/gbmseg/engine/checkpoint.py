@@ -15,13 +15,10 @@ from typing import Any
 import torch
 
 from gbmseg.data.atomic import write_bytes
+from gbmseg.errors import CheckpointError
 from gbmseg.model.unet import UNet, build
 
 FORMAT = 3
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt or not a gbmseg checkpoint."""
 
 
 def save(path: str | Path, state: dict[str, Any]) -> Path:

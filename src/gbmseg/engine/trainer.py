@@ -31,13 +31,10 @@ from gbmseg.engine.objective import (
 )
 from gbmseg.engine.preemption import StopRequest, TrainingInterrupted
 from gbmseg.engine.threads import Governor
+from gbmseg.errors import TrainingDiverged
 
 log = logging.getLogger(__name__)
 MetricsHook = Callable[[dict[str, float], int], None]
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass

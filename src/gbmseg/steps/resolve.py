@@ -44,8 +44,8 @@ def unchanged(p: ResolveParams, ref: str) -> dict | None:
     if not record.is_file() or not (Path(p.out) / "model.pt").is_file():
         return None
     info = json.loads(record.read_text())
-    if info.get("reference") != ref:
-        return None
+    if info.get("reference") != ref or info.get("sha256") != sha256_file(Path(p.out) / "model.pt"):
+        return None  # another reference, or the copy kept here was altered
     if is_registry_ref(ref):
         from gbmseg import tracking
 
