@@ -16,6 +16,10 @@ $(BIN)/gbmseg: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
+	@# bytecode once, on both cores: every later dvc/gbmseg start reads it instead of compiling
+	@# its imports again (where PYTHONDONTWRITEBYTECODE is set, nothing would ever write it);
+	@# a few template files in site-packages are not Python, hence || true
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib src > /dev/null || true
 	@touch $@
 
 venv: $(BIN)/gbmseg  ## create .venv and install gbmseg with its dev tools
