@@ -37,7 +37,9 @@ def check_sets(params: Params) -> None:
 
 
 def check_trained(params: Params) -> None:
-    """``train.sets`` holds finetune.pretrained's set and evaluate.baseline's, and no other."""
+    """``train.sets`` holds finetune.pretrained's set and evaluate.baseline's (when they are
+    trained here, under train.out), and no set that nothing uses: the target only while a
+    baseline is scored (a baseline model from elsewhere is fine)."""
     trained, e = params.train.sets, params.evaluate
     unknown = sorted(set(trained) - set(params.sets))
     if unknown or len(set(trained)) < len(trained):
@@ -51,13 +53,14 @@ def check_trained(params: Params) -> None:
             f"finetune.pretrained is {params.finetune.pretrained}, but train.sets {trained} "
             f"does not train {pre!r}: add it to train.sets, or start from a registry model"
         )
-    if e.baseline and base not in trained:
+    if base and base not in trained:
         raise ConfigError(
             f"evaluate.baseline {e.baseline!r} is not {params.train.out}/<a set in train.sets "
             f"{trained}>: add its set to train.sets, or set evaluate.baseline: '' to score "
             "no baseline (and train none)"
         )
-    idle = [s for s in trained if s not in (pre, base)]
+    target = params.finetune.target if e.baseline else None  # trained as the baseline
+    idle = [s for s in trained if s not in (pre, base, target)]
     if idle:
         off = " (evaluate.baseline: '' switched the baseline off)" if not e.baseline else ""
         raise ConfigError(

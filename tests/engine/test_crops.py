@@ -90,3 +90,16 @@ def test_missing_or_malformed_whole_images_say_what_to_do(tmp_path):
     w, _ = wholes((8, 8))
     with pytest.raises(DataError, match="smaller than"):
         Crops(w, 16, seed=0)
+
+
+def test_an_epochs_crops_follow_the_batch_generator_so_a_resume_replays_them():
+    w, _ = wholes((64, 64), (32, 40))
+    tiles = np.zeros((3, 8, 8), np.uint8)
+    b = Batches(tiles, tiles, 4, train=True, seed=0, steps=3, crops=Crops(w, 8, seed=1))
+    start = b.generator.get_state()  # what a checkpoint keeps of an epoch
+    first = [x.numpy() for x, _ in b]
+    second = [x.numpy() for x, _ in b]  # the next epoch: other crops
+    b.generator.set_state(start)
+    again = [x.numpy() for x, _ in b]
+    assert all(np.array_equal(a, c) for a, c in zip(first, again, strict=True))
+    assert not all(np.array_equal(a, c) for a, c in zip(first, second, strict=True))

@@ -23,8 +23,9 @@ def _cmd(p, out: Path, *extra: str) -> list[str]:
         f"pack.out={p.pack.out}",
         f"train.out={out}",
         f"finetune.pretrained={out}/source",
-        f"finetune.epochs={EPOCHS}",  # the target's from-scratch run has fine-tuning's budget
+        f"train.baseline_epochs={EPOCHS}",  # the target trained from scratch: the baseline
         "train.patience=100",
+        "train.threads=1",  # a fixed thread count: the same sums in the run and its resume
         f"train.metrics={out}.metrics",
         f"train.history={out}.history",
         f"train.checkpoints={out}.ckpt",
@@ -83,7 +84,7 @@ def test_sigterm_writes_a_checkpoint_inside_the_epoch_and_resume_lands_the_same(
     (exit 143); --resume replays the epoch's batch order from there."""
     p = prepared(tiny(tmp_path))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    small = ("-S", "train.batch_size=1")  # many batches per epoch: stop inside one
+    small = ("-S", "train.batch_size=1", "-S", "train.steps_per_epoch=40")  # stop inside one
     subprocess.run([*_cmd(p, tmp_path / "full"), *small], check=True, capture_output=True, env=env)
     victim = tmp_path / "stopped"
     proc = subprocess.Popen(

@@ -76,6 +76,9 @@ class Crops:
         self.p = area / area.sum()
         self.rng = np.random.default_rng(seed)
 
+    def reseed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
     def _one(self) -> tuple[np.ndarray, np.ndarray]:
         i = int(self.rng.choice(len(self.p), p=self.p))
         img, msk = self.wholes.pair(i)

@@ -95,6 +95,9 @@ class Batches:
     def _arrays(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """This rank's batches of uint8 (image, mask) arrays, before any transform."""
         if self.crops is not None:  # every rank draws the same crops and keeps its share
+            # the epoch's crops follow from the batch generator, which a checkpoint keeps: a
+            # resumed run (mid-epoch too) replays the same crops
+            self.crops.reseed(int(torch.randint(1 << 62, (1,), generator=self.generator)))
             for _ in range(self.steps):
                 xs, ys = self.crops.batch(self.batch_size * self.world)
                 mine = slice(self.rank, None, self.world)
