@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from gbmseg.engine.amp import cpu_has_amx
+from gbmseg.engine.amp import cpu_bf16_pays, cpu_has_amx, cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GBMSEG_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -25,22 +25,6 @@ def model_arguments(ap, base: int, tile: int = 256) -> None:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
-def cpu_info() -> tuple[str, set[str]]:
-    """The CPU's model name and flags (Linux), else what platform knows."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine(), set()
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")),
-        platform.machine(),
-    )
-    flags = next(
-        (ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []
-    )
-    return model, set(flags)
-
-
 def machine() -> dict:
     model, flags = cpu_info()
     return {
@@ -51,7 +35,8 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "cpu_amx": cpu_has_amx(),  # bf16 autocast pays on the CPU only with AMX
+        "cpu_amx": cpu_has_amx(),
+        "cpu_bf16_pays": cpu_bf16_pays(),  # amp: auto's choice on this CPU (measured once)
     }
 
 

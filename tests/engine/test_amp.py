@@ -26,7 +26,7 @@ def cpu(monkeypatch, tmp_path):
         return state["speedup"]
 
     monkeypatch.setattr(amp, "cpu_has_amx", lambda: state["amx"])
-    monkeypatch.setattr(amp, "cpu_flags", lambda: state["flags"])
+    monkeypatch.setattr(amp, "cpu_info", lambda: ("a CPU", state["flags"]))
     monkeypatch.setattr(amp, "bf16_speedup", measure)
     return state
 

@@ -172,17 +172,19 @@ class Params(Section):
         pos = self.target.positive
         return pos if isinstance(pos, str) else next(iter(pos.values()))
 
+    def _trained_here(self, ref: str) -> str | None:
+        """The name under train.out that the model reference ``ref`` is, if it is one."""
+        if not ref or is_registry_ref(ref) or Path(ref).parent != Path(self.train.out):
+            return None
+        return Path(ref).name
+
     def pretrained_set(self) -> str | None:
         """The set whose from-scratch model ``finetune.pretrained`` names, if any."""
-        ref = Path(self.finetune.pretrained)
-        if not is_registry_ref(self.finetune.pretrained) and ref.parent == Path(self.train.out):
-            return ref.name
-        return None
+        return self._trained_here(self.finetune.pretrained)
 
     def baseline_set(self) -> str | None:
         """The set whose from-scratch model ``evaluate.baseline`` names, if any."""
-        ref = self.evaluate.baseline
-        return Path(ref).name if ref and Path(ref).parent == Path(self.train.out) else None
+        return self._trained_here(self.evaluate.baseline)
 
     def pretrained_unlabelled(self) -> str | None:
         """The unlabelled folder whose self-supervised model ``finetune.pretrained`` names."""

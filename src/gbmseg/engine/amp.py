@@ -50,23 +50,17 @@ def cpu_has_amx() -> bool:
     return bool(probe and probe())
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+def cpu_info() -> tuple[str, set[str]]:
+    """The CPU's model name and feature flags (Linux ``/proc/cpuinfo``), else what
+    ``platform`` knows and no flags."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return set()
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    line = next((ln for ln in text.splitlines() if ln.startswith("model name")), "")
-    return line.partition(":")[2].strip() or platform.machine()
+        return platform.processor() or platform.machine(), set()
+    lines = text.splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
+    flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
+    return model or platform.machine(), set(flags)
 
 
 def bf16_speedup(steps: int = 4, repeats: int = 2) -> float:
@@ -106,9 +100,10 @@ def cpu_bf16_pays() -> bool:
     (once; the figure is kept, see the module's docstring)."""
     if cpu_has_amx():
         return True
-    if "avx512_bf16" not in cpu_flags():
+    model, flags = cpu_info()
+    if "avx512_bf16" not in flags:
         return False
-    key = f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    key = f"{model} | torch {torch.__version__} | {torch.get_num_threads()} threads"
     path = _cache_file()
     try:
         known = json.loads(path.read_text())
