@@ -91,6 +91,19 @@ def predict_proba(model: torch.nn.Module, image: np.ndarray, prec: Precision, *t
     return np.concatenate(list(iter_bands(model, image, prec, *tiling, **kw)))
 
 
+DEFAULT_THRESHOLD = 0.5  # a model that records no threshold of its own
+
+
+def threshold_for(model, setting: float | str) -> float:
+    """The threshold a step applies: ``setting`` (params ``threshold``) when a number, else
+    (``model``) the one chosen with the model, 0.5 where it records none."""
+    if setting != "model":
+        return float(setting)
+    fn = getattr(model, "threshold", None)
+    chosen = fn() if callable(fn) else None
+    return DEFAULT_THRESHOLD if chosen is None else chosen
+
+
 def model_pixel_size(model) -> float | None:
     """The pixel size a model was trained at (None: unknown)."""
     fn = getattr(model, "pixel_size_nm", None)

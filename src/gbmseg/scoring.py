@@ -15,7 +15,7 @@ from gbmseg.config import EvaluateParams, MeasureParams
 from gbmseg.data.io import read, read_raw, to_uint8, write_png
 from gbmseg.data.preview import error_overlay
 from gbmseg.engine.amp import choose_precision
-from gbmseg.inference import predict_at_scale
+from gbmseg.inference import predict_at_scale, threshold_for
 
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
@@ -59,9 +59,11 @@ def score_images(
     images/ + masks/ with 1 = structure); TP/FP/FN overlays for the first ``max_overlays``;
     with ``thickness``, the GBM thickness measured on prediction and label beside them, in nm
     at each image's own pixel size (in pixels, ``pixel_size_nm`` empty, where it has none).
-    With ``p.resample``, each image is segmented at the model's pixel size."""
+    The threshold: ``p.threshold``, or the model's own (``model``).  With ``p.resample``,
+    each image is segmented at the model's pixel size."""
     prec = choose_precision("auto", "auto")
     model.to(prec.device)
+    threshold = threshold_for(model, p.threshold)
     rows = []
     for i, name in enumerate(tqdm(names, desc=desc, unit="img", disable=None)):
         pic = read(folder / "images" / name)
@@ -69,7 +71,7 @@ def score_images(
         truth = read_raw(folder / "masks" / name).astype(bool)
         image_nm = size.nm if size is not None and p.resample else None
         prob = predict_at_scale(model, img, prec, image_nm, p.tile, p.overlap, tta=p.tta)
-        pred = prob > p.threshold
+        pred = prob > threshold
         rows.append(
             {"image": name, **M.scores(truth, pred), "positive_fraction": float(truth.mean())}
         )

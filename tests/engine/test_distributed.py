@@ -54,7 +54,7 @@ def test_torchrun_two_processes_gloo_train_then_finetune(tmp_path):
     out = Path(p.finetune.out)
     res = _torchrun(["finetune"], sets)
     assert res.stdout.count('"best_val_dice"') == 1 and res.stderr.count("training ") == 2
-    published = ["model.pt", "model_config.json", "trained_on.json", "_meta.json"]
+    published = ["model.pt", "model_config.json", "trained_on.json", "threshold.json", "_meta.json"]
     reports = ["transfer_report.json", "transfer_report.md"]
     assert sorted(q.name for q in out.iterdir()) == sorted([*published, *reports])
     siblings = [q.name for q in out.parent.iterdir() if q.name.startswith(f".{out.name}.")]

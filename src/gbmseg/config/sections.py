@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Probability = Annotated[float, Field(gt=0, lt=1)]
 
 
 class Section(BaseModel):
@@ -170,6 +172,22 @@ class TrainParams(Section):
         description="optimiser steps per epoch, random crops of whole images (0: every tile once)",
     )
     patience: int = Field(ge=1)
+    select: Literal["dice", "dice_thickness"] = Field(
+        description="the epoch kept and early stopping: validation Dice, or Dice minus the mean "
+        "|relative thickness difference| on the validation tiles"
+    )
+    holdout: float = Field(
+        ge=0, lt=0.5,
+        description="no validation images: this fraction of each training image (a strip along "
+        "its bottom edge, at least one tile) is held out to validate on (0: none)",
+    )  # fmt: skip
+    threshold: Probability | Literal["auto"] = Field(
+        description="the model's threshold on its probabilities, recorded with it; auto: chosen "
+        "on the validation tiles so that the drawn membrane is as thick as the labelled one"
+    )
+    threshold_dice_tolerance: float = Field(
+        ge=0, lt=1, description="auto: thresholds within this of the best validation Dice qualify"
+    )
     max_minutes: float = Field(ge=0, description="0: no time budget")
     seed: int
     augment_online: bool = Field(description="apply the augment section's transforms per batch")
@@ -234,7 +252,9 @@ class EvaluateParams(Section):
     baseline: str = Field(description="scored beside it on the same images ('' = none)")
     out: str
     metrics: str
-    threshold: float = Field(gt=0, lt=1)
+    threshold: Probability | Literal["model"] = Field(
+        description="model: the threshold recorded with the model (0.5 where none is)"
+    )
     tta: bool = Field(description="flip test-time augmentation (4x compute)")
     resample: bool = Field(description="bring each image to the model's pixel size and back")
     tile: int = Field(ge=16)
@@ -247,7 +267,9 @@ class PredictParams(Section):
     tile: int = Field(ge=16)
     overlap: float = Field(ge=0, lt=1)
     batch: int = Field(ge=1)
-    threshold: float = Field(gt=0, lt=1)
+    threshold: Probability | Literal["model"] = Field(
+        description="model: the threshold recorded with the model (0.5 where none is)"
+    )
     tta: bool
     probabilities: bool
     labelme: bool = Field(description="also write NAME.json labelme polygons")

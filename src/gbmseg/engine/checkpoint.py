@@ -1,7 +1,8 @@
 """Atomic, pickle-free checkpoints (loaded with ``weights_only=True``): file I/O only.
 
 A ``model.pt`` holds ``format``, ``model`` (the state_dict) and ``model_config``.
-Format 3 also keeps the pixel size the model was trained at (a buffer, 0 = unknown);
+Format 4 also keeps the threshold chosen for the model (a buffer, 0 = none chosen);
+format 3 keeps the pixel size the model was trained at (a buffer, 0 = unknown);
 format 2 keeps the training data's histogram inside the state_dict (a U-Net buffer);
 format 1 (no ``format`` entry) kept it beside, as ``data_histogram``, and still loads.
 """
@@ -18,7 +19,7 @@ from gbmseg.data.atomic import write_bytes
 from gbmseg.errors import CheckpointError
 from gbmseg.model.unet import UNet, build
 
-FORMAT = 3
+FORMAT = 4
 
 
 def save(path: str | Path, state: dict[str, Any]) -> Path:
@@ -74,6 +75,9 @@ def upgrade(state: dict[str, Any], path: Path) -> dict[str, Any]:
         state.pop("data_histogram", None)
     if int(state["format"]) < 3:  # format 3 records the pixel size trained at (0: unknown)
         weights = {"data_pixel_size_nm": torch.zeros((), dtype=torch.float64), **state["model"]}
+        state = {**state, "format": 3, "model": weights}
+    if int(state["format"]) < 4:  # format 4 records the threshold chosen (0: none)
+        weights = {"data_threshold": torch.zeros((), dtype=torch.float64), **state["model"]}
         state = {**state, "format": FORMAT, "model": weights}
     return state
 

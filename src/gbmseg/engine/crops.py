@@ -16,6 +16,7 @@ import numpy as np
 from gbmseg.data.io import DataError
 
 PARTS = ("images", "masks", "shapes")
+MIN_SIDE = 64  # px: held-out validation tiles at least this big (see hold_out)
 REDRAWS = 8  # at most this many redraws of an empty crop (a set with little structure)
 
 
@@ -63,6 +64,23 @@ def load(packed: list[Path] | Path | str) -> Wholes:
     return Wholes(*(np.concatenate([parts[k] for parts in found]) for k in range(3)))
 
 
+def originals(packed: list[Path] | Path | str) -> np.ndarray:
+    """A bool per whole training image of ``load(packed)``: a labelled original (True) or an
+    augmented copy (pack writes the originals first; no manifest: all originals)."""
+    import json
+
+    folders = [packed] if isinstance(packed, str | Path) else list(packed)
+    flags: list[bool] = []
+    for f in folders:
+        n = len(np.load(Path(f) / "train_whole_shapes.npy", mmap_mode="r", allow_pickle=False))
+        manifest = Path(f) / "manifest.json"
+        k = n
+        if manifest.is_file():
+            k = min(n, len(json.loads(manifest.read_text())["splits"]["train"]["sources"]))
+        flags += [True] * k + [False] * (n - k)
+    return np.array(flags, bool)
+
+
 class Crops:
     """A seeded stream of (image, mask) tile x tile crops from ``wholes``."""
 
@@ -99,3 +117,49 @@ class Crops:
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         pairs = [self.draw() for _ in range(n)]
         return np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
+
+
+def of_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> Wholes:
+    """Wholes of (image, mask) pairs."""
+    shapes = np.array([a.shape for a, _ in pairs], np.int64).reshape(-1, 2)
+    flat = np.zeros(0, np.uint8)
+    return Wholes(
+        np.concatenate([a.ravel() for a, _ in pairs]) if pairs else flat,
+        np.concatenate([b.ravel() for _, b in pairs]) if pairs else flat,
+        shapes,
+    )
+
+
+def hold_out(
+    wholes: Wholes, originals: np.ndarray, fraction: float, tile: int, multiple: int = 16
+) -> tuple[Wholes, np.ndarray, np.ndarray]:
+    """Keep a strip along the bottom edge of every whole image out of training, ``fraction``
+    of its height, and cut the strips of the labelled originals (``originals``: a bool per
+    whole image; augmented copies lose their strips too, unvalidated) into square validation
+    tiles: side = the shortest strip's height in ``multiple``s, ``MIN_SIDE`` (room to
+    measure a membrane's width) to ``tile``; a strip is at least one side high.  An
+    image too short to keep a training tile above its strip is left whole.  Returns the
+    training wholes and the validation (images, masks), (N, side, side) uint8."""
+    heights = wholes.shapes[:, 0] if len(wholes) else np.array([tile])
+    side = int(min(heights)) * fraction // multiple * multiple
+    side = int(min(tile, max(multiple, MIN_SIDE, side)))
+    kept, val_x, val_y = [], [], []
+    for i in range(len(wholes)):
+        img, msk = wholes.pair(i)
+        h, w = img.shape
+        strip = max(side, round(h * fraction))
+        if h - strip < tile:
+            kept.append((img, msk))
+            continue
+        kept.append((img[: h - strip], msk[: h - strip]))
+        if originals[i]:
+            for y in range(h - side, h - strip - 1, -side):  # from the bottom edge up
+                for x in range(0, w - side + 1, side):
+                    val_x.append(img[y : y + side, x : x + side])
+                    val_y.append(msk[y : y + side, x : x + side])
+    empty = np.zeros((0, side, side), np.uint8)
+    return (
+        of_pairs(kept),
+        np.stack(val_x) if val_x else empty,
+        np.stack(val_y) if val_y else empty,
+    )

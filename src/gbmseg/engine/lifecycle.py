@@ -24,10 +24,8 @@ from gbmseg.config import AugmentParams, TrainParams
 from gbmseg.data import plots
 from gbmseg.data.atomic import atomic_dir, meta, write_json, write_text
 from gbmseg.data.stats import histogram
-from gbmseg.engine import checkpoint, distributed
+from gbmseg.engine import calibration, checkpoint, crops, distributed
 from gbmseg.engine.amp import Precision, choose_precision
-from gbmseg.engine.crops import Crops
-from gbmseg.engine.crops import load as load_wholes
 from gbmseg.engine.data import Batches, load_splits
 from gbmseg.engine.seed import seed_everything
 from gbmseg.engine.trainer import FitResult, Trainer
@@ -119,24 +117,41 @@ def learnt_from_labels(model_dir: str | Path) -> bool:
 
 
 def batches(
-    p: TrainParams, packed: list[Path], augment: AugmentParams | None, *, rank: int, world: int
+    p: TrainParams,
+    packed: list[Path],
+    augment: AugmentParams | None,
+    *,
+    rank: int,
+    world: int,
+    multiple: int = 16,
 ) -> tuple[Batches, Batches, str]:
     """Training and validation batches of the packed sets, and what training draws from:
-    random crops from whole images when ``p.steps_per_epoch`` > 0, else every packed tile."""
+    random crops from whole images when ``p.steps_per_epoch`` > 0, else every packed tile.
+    Without validation images, strips held out of the training images (``p.holdout``; tiles
+    a multiple of ``multiple`` px, the model's)."""
     xtr, ytr = load_splits(packed, "train")
     xva, yva = load_splits(packed, "val")
     transform = None
     if p.augment_online and augment is not None:
         transform = online_transform(augment, xtr.shape[-1], p.seed)
-    crops, what = None, f"{len(xtr)} tiles"
+    drawn, what = None, f"{len(xtr)} tiles"
     if p.steps_per_epoch:
-        crops = Crops(load_wholes(packed), xtr.shape[-1], seed=p.seed,
-                      foreground=p.foreground_oversample)  # fmt: skip
-        what = f"{p.steps_per_epoch} batches of crops per epoch from {len(crops.wholes)} images"
+        wholes = crops.load(packed)
+        if not len(xva) and p.holdout:  # few labels: validate on strips kept out of training
+            wholes, xva, yva = crops.hold_out(
+                wholes, crops.originals(packed), p.holdout, xtr.shape[-1], multiple
+            )
+            log.info(
+                "no validation images: the bottom %.0f%% of each labelled image is held out "
+                "and validated on (%d tiles; train.holdout)", 100 * p.holdout, len(xva)
+            )  # fmt: skip
+        drawn = crops.Crops(wholes, xtr.shape[-1], seed=p.seed,
+                            foreground=p.foreground_oversample)  # fmt: skip
+        what = f"{p.steps_per_epoch} batches of crops per epoch from {len(drawn.wholes)} images"
     train = Batches(
         xtr, ytr, p.batch_size, train=True, seed=p.seed, rank=rank, world=world,
         transform=transform, foreground=p.foreground_oversample, steps=p.steps_per_epoch,
-        crops=crops,
+        crops=drawn,
     )  # fmt: skip
     val = Batches(xva, yva, p.batch_size, train=False, rank=rank, world=world)
     return train, val, what
@@ -163,7 +178,9 @@ def fit(
     model.to(prec.device)
     if p.channels_last:
         model.to(memory_format=torch.channels_last)
-    train, val, what = batches(p, packed, augment, rank=d.rank, world=d.world)
+    train, val, what = batches(
+        p, packed, augment, rank=d.rank, world=d.world, multiple=model.multiple
+    )
     log.info(
         "training %d params on %s (%s), validating on %d tiles%s",
         count_parameters(model),
@@ -183,6 +200,8 @@ def fit(
     result = trainer.fit(train, val, resume_from=last if resume and last.is_file() else None)
     distributed.barrier()  # rank 0 has written best.pt
     model.load_state_dict(checkpoint.load(ckpt_dir / "best.pt")["model"])
+    if d.is_main:
+        result.threshold = calibration.record(model, p, val, prec)
     return result
 
 
@@ -200,6 +219,14 @@ def summary(model: UNet, result: FitResult, extra: dict | None = None) -> dict:
             sum(h["img_per_s"] for h in result.history) / max(1, len(result.history)), 2
         ),
     }
+    chosen = result.threshold
+    if chosen:
+        out["threshold"] = chosen["threshold"]
+        for key in ("val_dice", "val_thickness_err", "val_thickness_bias"):
+            if key in chosen:
+                out[f"threshold_{key}"] = chosen[key]
+        if "at_0.5" in chosen:
+            out["val_thickness_bias_at_0.5"] = chosen["at_0.5"]["thickness_bias"]
     return {**out, **(extra or {})}
 
 
@@ -238,6 +265,8 @@ def publish(
 ) -> dict:
     """Write the model folder, metrics JSON and history CSV atomically; return the metrics."""
     metrics = summary(model, result, extra)
+    if result.threshold:  # what was chosen, and the validation sweep it was chosen on
+        files = {**(files or {}), "threshold.json": json.dumps(result.threshold, indent=1)}
     write_model_folder(p.out, model, step, p.model_dump(mode="json"), trained_on, files)
     write_json(p.metrics, metrics)
     write_text(p.history, history_csv(result.history))

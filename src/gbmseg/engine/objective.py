@@ -43,9 +43,14 @@ def lr_lambda(total_steps: int, warmup_steps: int, kind: str = "cosine") -> Call
 
 @torch.no_grad()
 def validation_dice(
-    model: torch.nn.Module, batches: Batches, prec: Precision, channels_last: bool = False
+    model: torch.nn.Module,
+    batches: Batches,
+    prec: Precision,
+    channels_last: bool = False,
+    keep: list | None = None,
 ) -> dict[str, float]:
-    """Global Dice over the validation tiles (each rank scores its share, then all-reduce)."""
+    """Global Dice over the validation tiles (each rank scores its share, then all-reduce);
+    ``keep``: a list that receives this rank's (predicted, labelled) bool masks per batch."""
     model = unwrap(model)  # no DDP collectives: ranks may hold unequal shares
     model.eval()
     tp = fp = fn = 0.0
@@ -54,6 +59,8 @@ def validation_dice(
         with prec.autocast():
             pred = model(layout(x, channels_last)).float() > 0
         t = y > 0.5
+        if keep is not None:
+            keep.append((pred[:, 0].cpu().numpy(), t[:, 0].cpu().numpy()))
         tp += float((pred & t).sum())
         fp += float((pred & ~t).sum())
         fn += float((~pred & t).sum())

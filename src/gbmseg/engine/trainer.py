@@ -1,8 +1,9 @@
 """The one training loop, used by ``train`` and ``finetune``.
 
 AdamW or SGD with momentum (train.optimizer), linear warm-up then cosine or polynomial decay
-(train.schedule), BCE + soft Dice, gradient clipping, early stopping on validation Dice,
-atomic best/last checkpoints, resume, NaN guard.
+(train.schedule), BCE + soft Dice, gradient clipping, early stopping on validation Dice (or
+Dice minus the thickness error of the validation tiles: train.select), atomic best/last
+checkpoints, resume, NaN guard.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from gbmseg.config import TrainParams
-from gbmseg.engine import checkpoint, distributed
+from gbmseg.engine import calibration, checkpoint, distributed
 from gbmseg.engine.amp import Precision
 from gbmseg.engine.data import Batches
 from gbmseg.engine.objective import (
@@ -40,6 +42,7 @@ MetricsHook = Callable[[dict[str, float], int], None]
 @dataclass
 class FitResult:
     best_val_dice: float = -1.0
+    best_score: float = -math.inf  # what train.select compares (= val Dice for `dice`)
     best_epoch: int = -1
     epochs_run: int = 0
     stopped: str = "completed"
@@ -47,6 +50,7 @@ class FitResult:
     train_s: float = 0.0  # seconds in training epochs
     logging_s: float = 0.0  # seconds spent in the metrics hook (MLflow)
     budget_stop: bool = False  # the wall-clock budget ended training early
+    threshold: dict = field(default_factory=dict)  # the threshold recorded and why
 
     @property
     def logging_fraction(self) -> float:
@@ -84,6 +88,26 @@ class Trainer:
         self.partial: dict = {}  # a resumed epoch's batches done, loss sum, images, seconds
         self.stop = StopRequest()
         self.threads = Governor(p.threads) if prec.device.type == "cpu" else None
+        self.widths: calibration.Widths | None = None  # the validation labels' widths
+
+    def validate(self, val: Batches) -> dict[str, float]:
+        """Validation Dice and, with ``select: dice_thickness``, the mean |relative
+        difference| of the validation tiles' predicted widths from their labelled ones."""
+        keep: list | None = [] if self.p.select == "dice_thickness" else None
+        scores = validation_dice(self.model, val, self.prec, self.p.channels_last, keep=keep)
+        if keep is None:
+            return scores | {"score": scores["val_dice"]}
+        preds = np.concatenate([a for a, _ in keep]) if keep else np.zeros((0, 1, 1), bool)
+        if self.widths is None:
+            labels = np.concatenate([b for _, b in keep]) if keep else preds
+            self.widths = calibration.Widths.of(labels)
+        err = self.widths.error(preds)
+        n = err["tiles"]
+        summed = [err["thickness_err"] * n if n else 0.0, n]
+        total, n = distributed.all_sum(summed, self.prec.device)
+        thick = total / n if n else math.nan
+        score = scores["val_dice"] - (thick if n else 0.0)
+        return scores | {"val_thickness_err": thick, "score": score}
 
     def _state(self, epoch: int, train_batches: Batches) -> dict:
         raw = unwrap(self.model)
@@ -97,6 +121,7 @@ class Trainer:
             "rng": torch.get_rng_state(),
             "batch_rng": train_batches.generator.get_state(),
             "best_val_dice": self.result.best_val_dice,
+            "best_score": self.result.best_score,
             "best_epoch": self.result.best_epoch,
             "history": self.result.history,
         }
@@ -121,6 +146,7 @@ class Trainer:
             self.partial = dict(state["partial"])
             train_batches.generator.set_state(state["partial"]["epoch_rng"])
         self.result.best_val_dice = float(state["best_val_dice"])
+        self.result.best_score = float(state.get("best_score", state["best_val_dice"]))
         self.result.best_epoch = int(state["best_epoch"])
         self.result.history = list(state["history"])
         log.info("resumed from %s at epoch %d", path, self.start_epoch)
@@ -221,18 +247,15 @@ class Trainer:
         t_start, r = time.perf_counter(), self.result
         fixed = len(val.images) == 0  # no validation images: fixed schedule, keep the last epoch
         for epoch in range(self.start_epoch, self.p.epochs):
-            scores = (
-                {"val_dice": math.nan}
-                if fixed
-                else validation_dice(self.model, val, self.prec, self.p.channels_last)
-            )
+            scores = {"val_dice": math.nan, "score": math.nan} if fixed else self.validate(val)
+            score = scores.pop("score")
             row = {"epoch": epoch + 1, **self.train_epoch(epoch, train), **scores}
             r.history.append(row)
             r.train_s += row["epoch_s"]
             r.epochs_run = epoch + 1
-            improved = fixed or row["val_dice"] > r.best_val_dice
+            improved = fixed or score > r.best_score
             if improved:
-                r.best_val_dice, r.best_epoch = row["val_dice"], epoch + 1
+                r.best_val_dice, r.best_score, r.best_epoch = row["val_dice"], score, epoch + 1
                 if fixed:
                     r.stopped = "fixed schedule (no validation images)"
             if self.is_main:
@@ -249,7 +272,8 @@ class Trainer:
                     row["img_per_s"],
                 )
             if not fixed and epoch + 1 - r.best_epoch >= self.p.patience:
-                r.stopped = f"early stop: no val Dice gain in {self.p.patience} epochs"
+                what = "val Dice" if self.p.select == "dice" else "val Dice - thickness error"
+                r.stopped = f"early stop: no {what} gain in {self.p.patience} epochs"
                 break
             late = (
                 bool(self.p.max_minutes)

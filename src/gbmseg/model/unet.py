@@ -5,7 +5,8 @@ standardised inside the network so callers never repeat the normalisation.
 Output: (N, out_channels, H, W) logits.  Parts are named for transfer learning:
 ``encoders[i]``, ``bottleneck``, ``decoders[i]``, ``head``.  The model also carries the
 intensity histogram of the images it was trained on (a buffer, saved with the weights),
-which fine-tuning compares with the target's.
+which fine-tuning compares with the target's, the pixel size it was trained at and the
+threshold chosen for it on validation data.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class UNet(nn.Module):
         self.register_buffer("data_histogram", torch.zeros(BINS, dtype=torch.float64))
         # nm per pixel of the images it was trained on (0: unknown or mixed), saved with it
         self.register_buffer("data_pixel_size_nm", torch.zeros((), dtype=torch.float64))
+        # the threshold on its probabilities chosen with it (0: none chosen), saved with it
+        self.register_buffer("data_threshold", torch.zeros((), dtype=torch.float64))
         self.frozen: list[str] = []
 
     def source_histogram(self) -> np.ndarray | None:
@@ -109,6 +112,14 @@ class UNet(nn.Module):
 
     def set_pixel_size_nm(self, nm: float | None) -> None:
         self.data_pixel_size_nm.fill_(nm or 0.0)
+
+    def threshold(self) -> float | None:
+        """The threshold chosen for it on validation data (None: none was)."""
+        v = float(self.data_threshold)
+        return v if 0 < v < 1 else None
+
+    def set_threshold(self, value: float | None) -> None:
+        self.data_threshold.fill_(value or 0.0)
 
     def reset_head(self) -> None:
         """A freshly initialised output convolution (after self-supervised pretraining, whose

@@ -20,6 +20,7 @@ from gbmseg.data import plots
 from gbmseg.data.atomic import atomic_dir, meta, sha256_file, write_json, write_text
 from gbmseg.data.io import DataError
 from gbmseg.engine.checkpoint import load_model
+from gbmseg.inference import threshold_for
 from gbmseg.runlog import RunLog
 from gbmseg.scoring import Sweep, score_images
 
@@ -104,11 +105,12 @@ def run(
     sweep = Sweep()
     with atomic_dir(p.out) as tmp:
         model = load_model(model_dir)
+        threshold = threshold_for(model, p.threshold)
         rows = score_images(
             model, p, validated, names, tmp / "overlays", sweep, thickness=thickness
         )
         table = pd.DataFrame(rows).assign(pixels_sha256=hashes)
-        summary = summarise(table, sweep.rows())
+        summary = summarise(table, sweep.rows()) | {"threshold": threshold}
         if thickness is not None:
             summary |= {f"thickness_{k}": v for k, v in agreement.summary(table).items()}
             (tmp / "thickness_agreement.png").write_bytes(agreement.bland_altman(table))
@@ -123,7 +125,7 @@ def run(
         write_text(tmp / "per_image.csv", table.to_csv(index=False, float_format="%.5f"))
         sweep_csv = pd.DataFrame(sweep.rows()).to_csv(index=False, float_format="%.5f")
         write_text(tmp / "threshold_sweep.csv", sweep_csv)
-        (tmp / "threshold_sweep.png").write_bytes(sweep_plot(sweep.rows(), p.threshold))
+        (tmp / "threshold_sweep.png").write_bytes(sweep_plot(sweep.rows(), threshold))
         scored = {"path": str(model_dir), "sha256": sha256_file(model_file), "test_images": names}
         write_json(tmp / "scored_model.json", scored)
         inputs = {

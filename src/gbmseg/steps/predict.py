@@ -34,7 +34,7 @@ from gbmseg.data.io import collect_images, pixel_size_of, read_raw, to_uint8
 from gbmseg.data.scale import PixelSize
 from gbmseg.engine.amp import choose_precision
 from gbmseg.engine.checkpoint import load_model
-from gbmseg.inference import iter_bands, model_pixel_size, predict_at_scale
+from gbmseg.inference import iter_bands, model_pixel_size, predict_at_scale, threshold_for
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,8 @@ def bands_of(model, path: Path, p: PredictParams, prec, size: PixelSize | None):
 def predict_file(
     model, path: Path, out: Path, p: PredictParams, positive: str, prec, label: str = "gbm"
 ) -> dict:
+    """Segment one image (the threshold: ``p.threshold``, or the model's own)."""
+    threshold = threshold_for(model, p.threshold)
     size = pixel_size_of(path)
     (h, w), bands = bands_of(model, path, p, prec, size)
     out.mkdir(parents=True, exist_ok=True)
@@ -190,7 +192,7 @@ def predict_file(
         writer.start()
     try:
         with tqdm(total=h, desc=path.name, unit="row", disable=None, leave=False) as bar:
-            _write(tmp_mask, _tee_rows(bands, p.threshold, positive, q, bar), h, w, size)
+            _write(tmp_mask, _tee_rows(bands, threshold, positive, q, bar), h, w, size)
         if writer is not None:
             writer.join()
             tmp_prob.replace(prob_path)
@@ -206,6 +208,7 @@ def predict_file(
         "width": w,
         "probabilities": str(prob_path) if p.probabilities else "",
         "labelme": str(labels),
+        "threshold": threshold,
         **(size.record() if size else {"pixel_size_nm": None, "pixel_size_source": ""}),
     }
 
@@ -229,6 +232,8 @@ def run(
         model = load_model(model_ref)
     prec = choose_precision(p.device, p.amp)
     model.to(prec.device)
+    log.info("predict: threshold %s (predict.threshold: %s)", threshold_for(model, p.threshold),
+             p.threshold)  # fmt: skip
     results = [
         predict_file(model, f, Path(out), p, positive, prec, label)
         for f in tqdm(files, desc="predict", unit="img", disable=None)

@@ -72,10 +72,21 @@ def decide(
     seen: set[str],
     validated: Path,
     thickness: MeasureParams | None = None,
+    version: str | None = None,
 ) -> dict:
     """Compare with the current champion (read now, inside the lock): Dice by a paired
-    bootstrap, then, when evaluate measured thickness (``thickness``), the thickness guard."""
+    bootstrap, then, when evaluate measured thickness (``thickness``), the thickness guard.
+    ``version`` (the challenger's) already @champion: a concurrent registration of the same
+    weights promoted it; nothing is decided (or overwritten)."""
     champion = tracking.alias_version(tracking_p.model_name, "champion")
+    if champion is not None and champion == version:
+        return {
+            "promote": False,
+            "already_champion": True,
+            "champion_version": champion,
+            "reason": f"v{version} is already @champion (promoted by a concurrent registration "
+            "of the same weights): nothing to decide",
+        }
     if champion is None:
         return {
             "promote": True,
@@ -175,14 +186,17 @@ def run(
     tracking.set_alias(tracking_p.model_name, "challenger", version)
     with promotion.lock(p.lock, tracking.tracking_uri(), tracking_p.model_name):
         decision = decide(
-            p, tracking_p, ep, table, seen=seen, validated=Path(validated), thickness=thickness
-        )
+            p, tracking_p, ep, table, seen=seen, validated=Path(validated), thickness=thickness,
+            version=version,
+        )  # fmt: skip
         if decision["promote"]:
             tracking.set_alias(tracking_p.model_name, "champion", version)
-    tracking.tag_version(
-        tracking_p.model_name, version, {f"promotion.{k}": v for k, v in decision.items()}
-    )
-    alias = "champion" if decision["promote"] else "challenger"
+        if not decision.get("already_champion"):  # the promoting run's record stays
+            tracking.tag_version(
+                tracking_p.model_name, version, {f"promotion.{k}": v for k, v in decision.items()}
+            )
+    champion = decision["promote"] or decision.get("already_champion")
+    alias = "champion" if champion else "challenger"
     result = {
         "name": tracking_p.model_name,
         "version": version,

@@ -1,0 +1,168 @@
+"""Thickness on validation tiles, and the threshold chosen with a model.
+
+A U-Net's probabilities are wide at the membrane's edges: thresholded at 0.5, a ribbon can come
+out a pixel too wide on each side while Dice stays high, and a thin membrane reads normal.  So
+validation measures what the product reports: the membrane's width along its mid-line (the
+medial-axis chords of ``gbmseg.thickness``, in pixels) on prediction and label, tile by tile,
+and the threshold recorded with a model is the one whose membrane is as thick as the labelled
+one, among the thresholds whose validation Dice is within a tolerance of the best.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gbmseg import thickness
+from gbmseg.config import TrainParams
+from gbmseg.engine.amp import Precision
+from gbmseg.engine.data import Batches
+from gbmseg.engine.objective import layout, unwrap
+
+log = logging.getLogger(__name__)
+CANDIDATES = np.round(np.arange(0.10, 0.91, 0.05), 2)
+MIN_LENGTH_PX = 10  # mid-line pieces shorter than this are specks (measure.min_length_px)
+TRIM_PX = 3
+MISSED = -1.0  # a labelled membrane with none predicted: 100% too thin
+
+
+def width_px(mask: np.ndarray) -> float:
+    """Median width of the membrane along its mid-line, in pixels (NaN: none measurable);
+    the direct figure of ``measure`` (oblique stretches left out)."""
+    if not mask.any():
+        return float("nan")
+    prof = thickness.profile(mask, 1e9, MIN_LENGTH_PX, TRIM_PX)  # no intercept grid needed
+    direct = prof.medial[~prof.medial_oblique]
+    return float(np.median(direct)) if len(direct) else float("nan")
+
+
+@dataclass
+class Widths:
+    """The labelled width of each validation tile, measured once."""
+
+    labels: np.ndarray
+
+    @classmethod
+    def of(cls, masks: np.ndarray) -> Widths:
+        return cls(np.array([width_px(m) for m in masks]))
+
+    def error(self, preds: np.ndarray) -> dict[str, float]:
+        """Mean |relative difference| and mean relative difference of the predicted widths
+        from the labelled ones, over the tiles whose label has a measurable membrane."""
+        rel = []
+        for label, pred in zip(self.labels, preds, strict=True):
+            if np.isfinite(label) and label > 0:
+                got = width_px(pred)
+                rel.append((got - label) / label if np.isfinite(got) else MISSED)
+        if not rel:
+            return {"thickness_err": float("nan"), "thickness_bias": float("nan"), "tiles": 0}
+        r = np.array(rel)
+        return {
+            "thickness_err": float(np.abs(r).mean()),
+            "thickness_bias": float(r.mean()),
+            "tiles": len(r),
+        }
+
+
+@torch.no_grad()
+def probabilities(
+    model: torch.nn.Module, batches: Batches, prec: Precision, channels_last: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (float16) and labels (bool) of every tile of ``batches``, (N, H, W)."""
+    net = unwrap(model)
+    net.eval()
+    probs, masks = [], []
+    for x, y in batches:
+        with prec.autocast():
+            logits = net(layout(x.to(prec.device), channels_last))
+        probs.append(torch.sigmoid(logits.float())[:, 0].cpu().numpy().astype(np.float16))
+        masks.append(y[:, 0].numpy() > 0.5)
+    if not probs:
+        return np.zeros((0, 1, 1), np.float16), np.zeros((0, 1, 1), bool)
+    return np.concatenate(probs), np.concatenate(masks)
+
+
+def dice(truth: np.ndarray, pred: np.ndarray) -> float:
+    tp = np.count_nonzero(truth & pred)
+    denom = np.count_nonzero(truth) + np.count_nonzero(pred)
+    return 1.0 if denom == 0 else 2 * tp / denom
+
+
+def sweep(
+    probs: np.ndarray, masks: np.ndarray, candidates: np.ndarray = CANDIDATES
+) -> list[dict[str, float]]:
+    """Pooled Dice and thickness error of the validation tiles at each threshold."""
+    widths = Widths.of(masks)
+    rows = []
+    for t in candidates:
+        pred = probs > t
+        rows.append({"threshold": float(t), "dice": dice(masks, pred), **widths.error(pred)})
+    return rows
+
+
+def choose(rows: list[dict[str, float]], dice_tolerance: float) -> dict:
+    """The threshold among ``rows`` (a ``sweep``) whose thickness error is least, among those
+    with Dice within ``dice_tolerance`` of the best (no measurable membrane: the best Dice)."""
+    best_dice = max(r["dice"] for r in rows)
+    fair = [r for r in rows if r["dice"] >= best_dice - dice_tolerance]
+    measured = [r for r in fair if np.isfinite(r["thickness_err"])]
+    if measured:
+        pick = min(measured, key=lambda r: (r["thickness_err"], -r["dice"]))
+        rule = (
+            f"least thickness error among the thresholds within {dice_tolerance} of the best "
+            f"validation Dice ({best_dice:.4f})"
+        )
+    else:
+        pick = max(fair, key=lambda r: r["dice"])
+        rule = "best validation Dice (no measurable membrane in the validation tiles)"
+    at_half = min(rows, key=lambda r: abs(r["threshold"] - 0.5))
+    return {
+        "threshold": pick["threshold"],
+        "rule": rule,
+        "val_dice": round(pick["dice"], 5),
+        "val_thickness_err": _round(pick["thickness_err"]),
+        "val_thickness_bias": _round(pick["thickness_bias"]),
+        "val_tiles": int(pick["tiles"]),
+        "at_0.5": {k: _round(v) for k, v in at_half.items()},
+    }
+
+
+def _round(v: float) -> float | None:
+    return round(float(v), 5) if np.isfinite(v) else None
+
+
+def record(model: torch.nn.Module, p: TrainParams, val: Batches, prec: Precision) -> dict:
+    """Set the model's threshold (``p.threshold``: a number, or ``auto``: chosen on the
+    validation tiles, see ``gbmseg.engine.calibration``); what was chosen and why."""
+    if p.threshold != "auto":
+        model.set_threshold(p.threshold)
+        return {"threshold": p.threshold, "rule": "train.threshold"}
+    if not len(val.images):
+        model.set_threshold(None)
+        log.warning(
+            "no validation tiles to choose a threshold on: the model records none (0.5 is used); "
+            "add validation images, or set train.holdout > 0 with train.steps_per_epoch > 0"
+        )
+        return {"threshold": None, "rule": "none chosen: no validation tiles"}
+    every = Batches(val.images, val.masks, p.batch_size, train=False)  # all ranks' shares
+    probs, masks = probabilities(model, every, prec, p.channels_last)
+    rows = sweep(probs, masks)
+    chosen = choose(rows, p.threshold_dice_tolerance)
+    model.set_threshold(chosen["threshold"])
+    log.info(
+        "threshold %.2f: validation Dice %.4f, thickness %+.1f%% (at 0.5: Dice %.4f, %s); %s",
+        chosen["threshold"],
+        chosen["val_dice"],
+        100 * (chosen["val_thickness_bias"] or 0.0),
+        chosen["at_0.5"]["dice"],
+        _signed_pct(chosen["at_0.5"]["thickness_bias"]),
+        chosen["rule"],
+    )
+    return chosen | {"sweep": [{k: _round(v) for k, v in r.items()} for r in rows]}
+
+
+def _signed_pct(v: float | None) -> str:
+    return "thickness not measurable" if v is None else f"thickness {100 * v:+.1f}%"
