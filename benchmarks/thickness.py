@@ -91,9 +91,15 @@ def slab(seed: int = 0) -> list[dict]:
     return out
 
 
-def composite(image: np.ndarray, rng: np.random.Generator, nm_px: float) -> tuple:
-    """An EM image with a dark ribbon of known thickness drawn in: (image, mask, true nm)."""
-    true_nm = float(rng.uniform(250, 450))
+def composite(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    nm_px: float,
+    thickness_nm: tuple[float, float] = (250.0, 450.0),
+) -> tuple:
+    """An EM image with a dark ribbon of known thickness (uniform in ``thickness_nm``) drawn
+    in: (image, mask, true nm)."""
+    true_nm = float(rng.uniform(*thickness_nm))
     m = ribbon(
         true_nm / nm_px,
         image.shape[0],

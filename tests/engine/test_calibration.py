@@ -42,26 +42,28 @@ def test_the_threshold_chosen_draws_the_membrane_as_thick_as_the_label():
     rows = calibration.sweep(probs, labels)
     at_half = next(r for r in rows if r["threshold"] == 0.5)
     assert at_half["thickness_bias"] > 0.3  # a rim of 2 px each side: 6-px ribbons read ~10
-    chosen = calibration.choose(rows, dice_tolerance=0.5)
+    chosen = calibration.choose(rows, dice_tolerance=0.5, min_membrane_px=100)
     assert chosen["threshold"] > 0.55
     assert abs(chosen["val_thickness_bias"]) < 0.1
     assert chosen["val_thickness_err"] < at_half["thickness_err"]
     assert chosen["at_0.5"]["thickness_bias"] == pytest.approx(at_half["thickness_bias"], abs=1e-4)
+    scarce = calibration.choose(rows, dice_tolerance=0.5, min_membrane_px=10**6)
+    assert scarce["threshold"] == 0.5 and "0.5 kept" in scarce["rule"]  # too little to tell
 
 
 def test_the_dice_tolerance_bounds_what_thickness_may_cost():
     probs, labels = _blurred([6, 8, 10, 12])
     rows = calibration.sweep(probs, labels)
-    strict = calibration.choose(rows, dice_tolerance=0.0)
+    strict = calibration.choose(rows, dice_tolerance=0.0, min_membrane_px=0)
     assert strict["val_dice"] == pytest.approx(max(r["dice"] for r in rows), abs=1e-5)
-    empty = calibration.choose(calibration.sweep(probs * 0, labels * False), 0.01)
-    assert "no measurable membrane" in empty["rule"]
+    empty = calibration.choose(calibration.sweep(probs * 0, labels * False), 0.01, 0)
+    assert empty["threshold"] == 0.5 and "0 px of labelled mid-line" in empty["rule"]
 
 
 def test_a_missed_membrane_counts_as_entirely_too_thin():
     label = ribbon(8, 96, 0.0).astype(bool)[None]
     err = calibration.Widths.of(label).error(np.zeros_like(label))
-    assert err == {"thickness_err": 1.0, "thickness_bias": -1.0, "tiles": 1}
+    assert err["thickness_err"] == 1.0 and err["thickness_bias"] == -1.0 and err["tiles"] == 1
 
 
 def test_strips_are_held_out_of_training_and_the_originals_strips_validated_on():
@@ -95,7 +97,8 @@ def test_a_model_keeps_its_threshold_and_older_checkpoints_load_without_one(tmp_
 
 
 def test_training_on_few_labels_validates_on_held_out_strips_and_records_a_threshold(tmp_path):
-    p = prepared(tiny(tmp_path, "synth.size=128", "train.epochs=2", "train.select=dice_thickness"))
+    p = prepared(tiny(tmp_path, "synth.size=128", "train.epochs=2", "train.select=dice_thickness",
+                           "train.threshold_min_membrane_px=0"))  # fmt: skip
     stages.train(p, "target")
     folder = tmp_path / "models" / "train" / "target"
     chosen = json.loads((folder / "threshold.json").read_text())

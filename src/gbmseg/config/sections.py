@@ -161,6 +161,12 @@ class TrainParams(Section):
     bce_weight: float = Field(ge=0)
     dice_weight: float = Field(ge=0)
     pos_weight: float = Field(gt=0, description="BCE weight of structure pixels vs background")
+    skeleton_recall_weight: float = Field(
+        ge=0, description="skeleton recall loss (Kirchhoff et al. 2024) weight; 0: off"
+    )
+    boundary_weight: float = Field(
+        ge=0, description="boundary loss (signed distance to the label's edge) weight; 0: off"
+    )
     foreground_oversample: float = Field(
         ge=0, description="tiles showing structure drawn 1 + this times as often (0: uniform)"
     )
@@ -187,6 +193,9 @@ class TrainParams(Section):
     )
     threshold_dice_tolerance: float = Field(
         ge=0, lt=1, description="auto: thresholds within this of the best validation Dice qualify"
+    )
+    threshold_min_membrane_px: int = Field(
+        ge=0, description="auto: less labelled mid-line (px) in the validation tiles keeps 0.5"
     )
     max_minutes: float = Field(ge=0, description="0: no time budget")
     seed: int

@@ -5,7 +5,8 @@ out a pixel too wide on each side while Dice stays high, and a thin membrane rea
 validation measures what the product reports: the membrane's width along its mid-line (the
 medial-axis chords of ``gbmseg.thickness``, in pixels) on prediction and label, tile by tile,
 and the threshold recorded with a model is the one whose membrane is as thick as the labelled
-one, among the thresholds whose validation Dice is within a tolerance of the best.
+one (pooled over the tiles), among the thresholds whose validation Dice is within a tolerance of
+the best, when the tiles hold enough membrane to tell.
 """
 
 from __future__ import annotations
@@ -29,41 +30,57 @@ TRIM_PX = 3
 MISSED = -1.0  # a labelled membrane with none predicted: 100% too thin
 
 
-def width_px(mask: np.ndarray) -> float:
-    """Median width of the membrane along its mid-line, in pixels (NaN: none measurable);
-    the direct figure of ``measure`` (oblique stretches left out)."""
+def chords_px(mask: np.ndarray) -> np.ndarray:
+    """The membrane's widths at the points of its mid-line, in pixels: the direct figures of
+    ``measure`` (oblique stretches left out); empty when none is measurable."""
     if not mask.any():
-        return float("nan")
+        return np.zeros(0)
     prof = thickness.profile(mask, 1e9, MIN_LENGTH_PX, TRIM_PX)  # no intercept grid needed
-    direct = prof.medial[~prof.medial_oblique]
+    return prof.medial[~prof.medial_oblique]
+
+
+def width_px(mask: np.ndarray) -> float:
+    """Median width of the membrane along its mid-line, in pixels (NaN: none measurable)."""
+    direct = chords_px(mask)
     return float(np.median(direct)) if len(direct) else float("nan")
 
 
 @dataclass
 class Widths:
-    """The labelled width of each validation tile, measured once."""
+    """The labelled widths of the validation tiles, measured once: each tile's median and
+    the pooled mid-line widths of them all."""
 
     labels: np.ndarray
+    pooled: np.ndarray
 
     @classmethod
     def of(cls, masks: np.ndarray) -> Widths:
-        return cls(np.array([width_px(m) for m in masks]))
+        each = [chords_px(m) for m in masks]
+        medians = np.array([np.median(c) if len(c) else np.nan for c in each])
+        return cls(medians, np.concatenate(each) if each else np.zeros(0))
 
     def error(self, preds: np.ndarray) -> dict[str, float]:
-        """Mean |relative difference| and mean relative difference of the predicted widths
-        from the labelled ones, over the tiles whose label has a measurable membrane."""
-        rel = []
+        """``thickness_err``: mean |relative difference| of the predicted tiles' median widths
+        from the labelled ones (tiles with a measurable label); ``thickness_bias``: the pooled
+        median width of every predicted tile relative to the labels' (robust to the few
+        tiles a small validation set measures); ``membrane_px``: labelled mid-line measured."""
+        rel, pooled = [], []
         for label, pred in zip(self.labels, preds, strict=True):
+            got = chords_px(pred)
+            pooled.append(got)
             if np.isfinite(label) and label > 0:
-                got = width_px(pred)
-                rel.append((got - label) / label if np.isfinite(got) else MISSED)
-        if not rel:
-            return {"thickness_err": float("nan"), "thickness_bias": float("nan"), "tiles": 0}
+                rel.append((np.median(got) - label) / label if len(got) else MISSED)
+        every = np.concatenate(pooled) if pooled else np.zeros(0)
+        nan = float("nan")
+        bias = nan
+        if len(self.pooled):
+            bias = float(np.median(every) / np.median(self.pooled) - 1) if len(every) else MISSED
         r = np.array(rel)
         return {
-            "thickness_err": float(np.abs(r).mean()),
-            "thickness_bias": float(r.mean()),
+            "thickness_err": float(np.abs(r).mean()) if len(r) else nan,
+            "thickness_bias": bias,
             "tiles": len(r),
+            "membrane_px": len(self.pooled),
         }
 
 
@@ -103,22 +120,28 @@ def sweep(
     return rows
 
 
-def choose(rows: list[dict[str, float]], dice_tolerance: float) -> dict:
-    """The threshold among ``rows`` (a ``sweep``) whose thickness error is least, among those
-    with Dice within ``dice_tolerance`` of the best (no measurable membrane: the best Dice)."""
+def choose(rows: list[dict[str, float]], dice_tolerance: float, min_membrane_px: int) -> dict:
+    """The threshold among ``rows`` (a ``sweep``) whose pooled width is nearest the labels',
+    among those with Dice within ``dice_tolerance`` of the best; 0.5 when the validation
+    tiles hold less than ``min_membrane_px`` of measurable labelled mid-line (too little to
+    choose on: a few tiles' membranes would set it)."""
+    at_half = min(rows, key=lambda r: abs(r["threshold"] - 0.5))
     best_dice = max(r["dice"] for r in rows)
     fair = [r for r in rows if r["dice"] >= best_dice - dice_tolerance]
-    measured = [r for r in fair if np.isfinite(r["thickness_err"])]
-    if measured:
-        pick = min(measured, key=lambda r: (r["thickness_err"], -r["dice"]))
+    measured = [r for r in fair if np.isfinite(r["thickness_bias"])]
+    length = int(rows[0]["membrane_px"])
+    if measured and length >= min_membrane_px:
+        pick = min(measured, key=lambda r: (abs(r["thickness_bias"]), -r["dice"]))
         rule = (
-            f"least thickness error among the thresholds within {dice_tolerance} of the best "
-            f"validation Dice ({best_dice:.4f})"
+            f"pooled width nearest the labels' among the thresholds within {dice_tolerance} of "
+            f"the best validation Dice ({best_dice:.4f}), on {length} px of labelled mid-line"
         )
     else:
-        pick = max(fair, key=lambda r: r["dice"])
-        rule = "best validation Dice (no measurable membrane in the validation tiles)"
-    at_half = min(rows, key=lambda r: abs(r["threshold"] - 0.5))
+        pick = at_half
+        rule = (
+            f"0.5 kept: {length} px of labelled mid-line in the validation tiles, fewer than "
+            f"train.threshold_min_membrane_px = {min_membrane_px}"
+        )
     return {
         "threshold": pick["threshold"],
         "rule": rule,
@@ -126,6 +149,7 @@ def choose(rows: list[dict[str, float]], dice_tolerance: float) -> dict:
         "val_thickness_err": _round(pick["thickness_err"]),
         "val_thickness_bias": _round(pick["thickness_bias"]),
         "val_tiles": int(pick["tiles"]),
+        "val_membrane_px": length,
         "at_0.5": {k: _round(v) for k, v in at_half.items()},
     }
 
@@ -150,7 +174,7 @@ def record(model: torch.nn.Module, p: TrainParams, val: Batches, prec: Precision
     every = Batches(val.images, val.masks, p.batch_size, train=False)  # all ranks' shares
     probs, masks = probabilities(model, every, prec, p.channels_last)
     rows = sweep(probs, masks)
-    chosen = choose(rows, p.threshold_dice_tolerance)
+    chosen = choose(rows, p.threshold_dice_tolerance, p.threshold_min_membrane_px)
     model.set_threshold(chosen["threshold"])
     log.info(
         "threshold %.2f: validation Dice %.4f, thickness %+.1f%% (at 0.5: Dice %.4f, %s); %s",

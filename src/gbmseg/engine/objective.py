@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from gbmseg.config import TrainParams
-from gbmseg.engine import distributed
+from gbmseg.engine import distributed, edges
 from gbmseg.engine.amp import Precision
 from gbmseg.engine.data import Batches
 
 
 def seg_loss(logits: torch.Tensor, target: torch.Tensor, p: TrainParams) -> torch.Tensor:
+    """BCE + soft Dice, plus (weights > 0) skeleton recall and the boundary term."""
     logits = logits.float()
     weight = torch.tensor(p.pos_weight, device=logits.device) if p.pos_weight != 1 else None
     bce = F.binary_cross_entropy_with_logits(logits, target, pos_weight=weight)
@@ -24,7 +25,12 @@ def seg_loss(logits: torch.Tensor, target: torch.Tensor, p: TrainParams) -> torc
     inter = (prob * target).sum(dim=(1, 2, 3))
     denom = prob.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
     soft_dice = 1 - ((2 * inter + 1) / (denom + 1)).mean()
-    return p.bce_weight * bce + p.dice_weight * soft_dice
+    loss = p.bce_weight * bce + p.dice_weight * soft_dice
+    if p.skeleton_recall_weight:
+        loss = loss + p.skeleton_recall_weight * edges.skeleton_recall(prob, target)
+    if p.boundary_weight:
+        loss = loss + p.boundary_weight * edges.boundary(prob, target)
+    return loss
 
 
 def lr_lambda(total_steps: int, warmup_steps: int, kind: str = "cosine") -> Callable[[int], float]:

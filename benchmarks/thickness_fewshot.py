@@ -1,0 +1,215 @@
+"""Thickness through a model trained the way users train: pretrained on one EM domain, then
+fine-tuned on 2 labelled images of another, measured on at least 60 unseen membranes.
+
+Ribbons of known thickness, 150-450 nm (a thin band included), are drawn into real EM images at
+10 nm/px (``benchmarks.thickness.composite``): the source set into CDeep3M images (48 images),
+the target into ISBI-2012 images: 2 labelled images (ISBI 0-1) and, in the target's ``test/``
+folder, 60 test images (ISBI 10-29, three ribbons each drawn afresh).  Everything runs
+through the product's stages (validate, augment, pack, train, resolve, finetune, evaluate) in
+a project folder of its own; a configuration is nothing but ``-S`` overrides of params.yaml:
+
+* ``before``: the product without a validation strip or a chosen threshold
+  (``train.holdout=0 train.threshold=0.5``: no validation images, fixed schedule, 0.5);
+* ``after``: a strip held out of the 2 images to validate on (``train.holdout``, the
+  default), the threshold chosen on it whatever membrane it holds
+  (``train.threshold_min_membrane_px=0``);
+* ``after@0.5``: the same model at threshold 0.5: what params.yaml as it is gives when the
+  strips hold less labelled mid-line than ``train.threshold_min_membrane_px``, as here.
+
+Figures per cell, from ``evaluate``'s own outputs: Dice, slope of predicted on labelled
+medial thickness, mean |relative difference|, bias (nm), and the mean relative difference in
+the 150-220 nm band.  Test images are never used for any choice.
+
+    python -m benchmarks.thickness_fewshot [--seeds 0 1 2] [--work DIR] [-S KEY=VALUE ...]
+
+Cells are kept in ``DIR/cells.json`` as they finish (a rerun resumes).  Writes
+benchmarks/out/thickness_fewshot.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import folders
+from benchmarks.common import ROOT, SHARED, table, write
+from benchmarks.thickness import composite, textures
+from gbmseg import stages
+from gbmseg.config import Params, load
+from gbmseg.data.io import write_png
+
+log = logging.getLogger("benchmarks.thickness_fewshot")
+NM = 10.0
+THICKNESS_NM = (150.0, 450.0)
+BAND_NM = (150.0, 220.0)
+CONFIGS = {
+    "before": ["train.holdout=0", "train.threshold=0.5"],
+    "after": ["train.threshold_min_membrane_px=0"],
+}
+BUDGET = ["train.epochs=20", "train.steps_per_epoch=50"]  # the study's budget (2 CPU cores)
+
+
+def draw_sets(raw: Path, seed: int = 0) -> None:
+    """The source and target sets as a user's image/mask folders (white = membrane)."""
+    rng = np.random.default_rng(seed)
+    cdeep, isbi = SHARED / "cdeep3m_mito", SHARED / "isbi2012"
+
+    def put(folder: Path, name: str, img: np.ndarray, mask: np.ndarray) -> None:
+        write_png(folder / "images" / name, img)
+        write_png(folder / "masks" / name, mask.astype(np.uint8) * 255)
+
+    for i, tex in enumerate(textures(cdeep, folders.names(cdeep)[:24], NM, 1024)):
+        for j, (y, x) in enumerate(((0, 0), (512, 512))):
+            img, m, _ = composite(tex[y : y + 512, x : x + 512], rng, NM, THICKNESS_NM)
+            put(raw / "source", f"s{i:02d}_{j}.png", img, m)
+    names = folders.names(isbi)
+    for i, tex in enumerate(textures(isbi, names[:2], NM, 512)):
+        img, m, _ = composite(tex, rng, NM, THICKNESS_NM)
+        put(raw / "target", f"lab{i}.png", img, m)
+    for i, tex in enumerate(textures(isbi, names[10:30], NM, 512)):
+        for j in range(3):
+            img, m, _ = composite(tex, rng, NM, THICKNESS_NM)
+            put(raw / "target" / "test", f"t{i:02d}_{j}.png", img, m)
+
+
+def project(work: Path, overrides: list[str]) -> Params:
+    sets = []
+    for name in ("source", "target"):
+        sets += [f"sets.{name}.raw={work / 'raw' / name}", f"sets.{name}.positive=white"]
+        sets += [f"sets.{name}.pixel_size_nm={NM}"]
+    base = [*sets, "train.sets=[source]", "evaluate.baseline=''", *BUDGET]
+    return load(ROOT / "params.yaml", [*base, *overrides]).rooted(work / "project")
+
+
+def cell_paths(work: Path, cell: str, scored: str = "evaluate") -> list[str]:
+    """A cell's own fine-tuned model, checkpoints and reports (``scored``: the name of its
+    evaluate folder and metrics file)."""
+    d = work / "cells" / cell
+    keys = {
+        "resolve.out": d / "pretrained",
+        "train.checkpoints": d / "checkpoints",
+        "finetune.out": d / "finetune",
+        "finetune.metrics": d / "finetune.json",
+        "finetune.history": d / "finetune.csv",
+        "evaluate.model": d / "finetune",
+        "evaluate.out": d / scored,
+        "evaluate.metrics": d / f"{scored}.json",
+    }
+    return [f"{k}={v}" for k, v in keys.items()]
+
+
+def prepare(work: Path, overrides: list[str]) -> None:
+    """Draw the sets; validate, augment and pack both; pretrain on the source (once)."""
+    if not (work / "raw" / "target" / "test").is_dir():
+        draw_sets(work / "raw")
+    p = project(work, overrides)
+    for name in ("source", "target"):
+        if not (Path(p.paths(name).packed) / "manifest.json").is_file():
+            stages.validate(p, name)
+            stages.augment(p, name)
+            stages.pack(p, name)
+    if not (Path(p.train.out) / "source" / "model.pt").is_file():
+        stages.train(p, "source")
+
+
+def figures(evaluate_dir: Path, metrics: dict) -> dict:
+    """The cell's figures from evaluate's metrics and per-image table."""
+    t = pd.read_csv(evaluate_dir / "per_image.csv")
+    label, rel = t["medial_median_nm_label"], t["medial_median_nm_rel_diff"]
+    band = rel[(label >= BAND_NM[0]) & (label <= BAND_NM[1])].dropna()
+    return {
+        "dice": metrics["dice"],
+        "threshold": metrics.get("threshold"),
+        "slope": metrics.get("thickness_medial_median_slope"),
+        "mean_abs_rel_diff": metrics.get("thickness_medial_median_mean_abs_rel_diff"),
+        "bias_nm": metrics.get("thickness_medial_median_bias_nm"),
+        "band_rel_diff": round(float(band.mean()), 4) if len(band) else None,
+        "band_images": len(band),
+        "test_images": len(t),
+    }
+
+
+def run_cell(work: Path, config: str, seed: int, overrides: list[str]) -> dict[str, dict]:
+    """Fine-tune and evaluate one configuration and seed; ``after`` also at threshold 0.5."""
+    cell = f"{config}-{seed}"
+    paths = cell_paths(work, cell)
+    p = project(work, [*overrides, *CONFIGS[config], f"train.seed={seed}", *paths])
+    t0 = time.perf_counter()
+    stages.resolve(p)
+    tuned = stages.finetune(p)
+    seconds = round(time.perf_counter() - t0, 1)
+    out = {cell: {"config": config, "seed": seed, "finetune_s": seconds,
+                  "best_epoch": tuned.get("best_epoch"), **figures(Path(p.evaluate.out),
+                  stages.evaluate(p))}}  # fmt: skip
+    if config == "after":
+        half = [*cell_paths(work, cell, "evaluate05"), "evaluate.threshold=0.5"]
+        q = project(work, [*overrides, *CONFIGS[config], f"train.seed={seed}", *half])
+        out[f"after@0.5-{seed}"] = {
+            "config": "after@0.5", "seed": seed, **figures(Path(q.evaluate.out), stages.evaluate(q))
+        }  # fmt: skip
+    return out
+
+
+def summary(cells: dict[str, dict]) -> list[dict]:
+    keys = ("dice", "slope", "mean_abs_rel_diff", "bias_nm", "band_rel_diff", "threshold")
+    rows = []
+    for config in ("before", "after@0.5", "after"):
+        sel = [c for c in cells.values() if c["config"] == config]
+        if not sel:
+            continue
+        row: dict = {"config": config, "seeds": len(sel)}
+        for k in keys:
+            v = np.array([c[k] for c in sel if c.get(k) is not None], float)
+            row[k] = f"{v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0:.3f}" if len(v) else ""
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "thickfew")
+    ap.add_argument("-S", dest="overrides", action="append", default=[], help="params override")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    args = ap.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not (SHARED / "isbi2012" / "images").is_dir():
+        raise SystemExit(f"{SHARED}: real EM textures (isbi2012, cdeep3m_mito) needed")
+    t0 = time.perf_counter()
+    prepare(args.work, args.overrides)
+    store = args.work / "cells.json"
+    cells = json.loads(store.read_text()) if store.is_file() else {}
+    for seed in args.seeds:
+        for config in args.configs:
+            if f"{config}-{seed}" in cells:
+                continue
+            cells |= run_cell(args.work, config, seed, args.overrides)
+            store.write_text(json.dumps(cells, indent=1))
+    rows = summary(cells)
+    cols = ["config", "seeds", "dice", "slope", "mean_abs_rel_diff", "bias_nm", "band_rel_diff",
+            "threshold"]  # fmt: skip
+    md = (
+        "# Thickness through a model fine-tuned on 2 labelled images (composites 150-450 nm)\n\n"
+        f"Source: 48 CDeep3M composites; target: 2 labelled ISBI composites; test: 60 ISBI "
+        f"composites. {NM} nm/px. Budget: {' '.join(BUDGET + args.overrides)}. "
+        "Mean +- sd over seeds; band = 150-220 nm (mean relative difference).\n\n"
+        + table(rows, cols)
+    )
+    result = {"cells": cells, "summary": rows, "budget": BUDGET, "overrides": args.overrides,
+              "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    write(args.out, "thickness_fewshot", result, md)
+
+
+if __name__ == "__main__":
+    main()
