@@ -20,7 +20,12 @@ Figures per cell, from ``evaluate``'s own outputs: Dice, slope of predicted on l
 medial thickness, mean |relative difference|, bias (nm), and the mean relative difference in
 the 150-220 nm band.  Test images are never used for any choice.
 
-    python -m benchmarks.thickness_fewshot [--seeds 0 1 2] [--work DIR] [-S KEY=VALUE ...]
+    python -m benchmarks.thickness_fewshot [--seeds 0 1 2] [--configs before after] \
+        [--work DIR] [-S KEY=VALUE ...]
+
+``--configs`` also takes the levers (``LEVERS``: skeleton recall, boundary loss, the epoch
+kept by Dice minus thickness error, less BCE), each on top of ``after``; they are judged on the
+development figures only (the validation strips), in their own table.
 
 Cells are kept in ``DIR/cells.json`` as they finish (a rerun resumes).  Writes
 benchmarks/out/thickness_fewshot.{json,md}.
@@ -52,6 +57,14 @@ CONFIGS = {
     "before": ["train.holdout=0", "train.threshold=0.5"],
     "after": ["train.threshold_min_membrane_px=0"],
 }
+ANY = "train.threshold_min_membrane_px=0"
+LEVERS = {  # screened on the development figures (the held-out strips), 1 seed
+    "skeleton_recall": [ANY, "train.skeleton_recall_weight=1.0"],
+    "boundary": [ANY, "train.boundary_weight=1.0"],
+    "select_dice_thickness": [ANY, "train.select=dice_thickness"],
+    "dice_heavy": [ANY, "train.bce_weight=0.5"],
+}
+CONFIGS |= LEVERS
 BUDGET = ["train.epochs=20", "train.steps_per_epoch=50"]  # the study's budget (2 CPU cores)
 
 
@@ -156,10 +169,38 @@ def run_cell(work: Path, config: str, seed: int, overrides: list[str]) -> dict[s
     return out
 
 
+def dev_figures(work: Path, cell: str) -> dict:
+    """What the fine-tuning saw on its validation tiles (the strips held out of the 2
+    labelled images; never a test image): the levers are judged on these."""
+    folder = work / "cells" / cell
+    if not (folder / "finetune.json").is_file():
+        return {}
+    tuned = json.loads((folder / "finetune.json").read_text())
+    chosen_path = folder / "finetune" / "threshold.json"
+    chosen = json.loads(chosen_path.read_text()) if chosen_path.is_file() else {}
+    half = chosen.get("at_0.5", {})
+    return {
+        "val_dice": tuned.get("best_val_dice"),
+        "val_thickness_bias_at_0.5": half.get("thickness_bias"),
+        "val_thickness_err_at_0.5": half.get("thickness_err"),
+        "val_membrane_px": chosen.get("val_membrane_px"),
+    }
+
+
+def lever_table(work: Path, cells: dict[str, dict]) -> list[dict]:
+    """The screen: every configuration's development figures, seed by seed."""
+    rows = []
+    for name, cell in sorted(cells.items()):
+        if cell["config"] in ("after@0.5",):
+            continue
+        rows.append({"cell": name, **dev_figures(work, name)})
+    return rows
+
+
 def summary(cells: dict[str, dict]) -> list[dict]:
     keys = ("dice", "slope", "mean_abs_rel_diff", "bias_nm", "band_rel_diff", "threshold")
     rows = []
-    for config in ("before", "after@0.5", "after"):
+    for config in ("before", "after@0.5", "after", *LEVERS):
         sel = [c for c in cells.values() if c["config"] == config]
         if not sel:
             continue
@@ -176,7 +217,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--configs", nargs="+", default=["before", "after"], choices=list(CONFIGS))
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "thickfew")
     ap.add_argument("-S", dest="overrides", action="append", default=[], help="params override")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
@@ -206,7 +247,22 @@ def main() -> None:
         "Mean +- sd over seeds; band = 150-220 nm (mean relative difference).\n\n"
         + table(rows, cols)
     )
-    result = {"cells": cells, "summary": rows, "budget": BUDGET, "overrides": args.overrides,
+    levers = lever_table(args.work, cells)
+    md += (
+        "\n## Development figures (validation strips of the 2 labelled images; no test image)\n\n"
+        + table(
+            levers,
+            [
+                "cell",
+                "val_dice",
+                "val_thickness_bias_at_0.5",
+                "val_thickness_err_at_0.5",
+                "val_membrane_px",
+            ],
+        )
+    )
+    result = {"cells": cells, "summary": rows, "levers": levers, "configs": CONFIGS,
+              "budget": BUDGET, "overrides": args.overrides,
               "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     write(args.out, "thickness_fewshot", result, md)
 

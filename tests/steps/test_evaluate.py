@@ -51,6 +51,26 @@ def test_the_dark_structure_model_beats_one_that_finds_nothing(lab):
     scored = json.loads((out / "scored_model.json").read_text())
     assert scored["sha256"] == res["model_sha256"] and len(scored["test_images"]) == 3
     assert json.loads(Path(p.evaluate.metrics).read_text())["dice"] == res["dice"]
+    assert res["threshold"] == 0.5  # the model records none: 0.5
+
+
+def test_the_threshold_recorded_with_the_model_is_the_one_scored(lab, tmp_path):
+    root, p = lab
+    sp = p.paths("target")
+    model = checkpoint.load_model(root / "dark")
+    model.set_threshold(0.999999)  # all but certain: hardly anything is membrane
+    save(model, tmp_path / "strict")
+    e = p.evaluate.model_copy(
+        update={"out": str(tmp_path / "e"), "metrics": str(tmp_path / "m.json")}
+    )
+    strict = evaluate.run(e, tmp_path / "strict", sp.validated, sp.packed)
+    assert strict["threshold"] == pytest.approx(0.999999)
+    assert (
+        strict["dice"]
+        < evaluate.run(
+            e.model_copy(update={"threshold": 0.5}), tmp_path / "strict", sp.validated, sp.packed
+        )["dice"]
+    )
 
 
 def test_the_test_images_are_those_the_pack_step_set_aside(lab):

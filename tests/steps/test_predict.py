@@ -51,6 +51,27 @@ def test_masks_match_probabilities_and_polarity(tmp_path, model_dir):
     assert not list((tmp_path / "out").glob(".*tmp"))
 
 
+def test_the_models_own_threshold_is_applied_unless_params_name_one(tmp_path, model_dir):
+    img = np.random.default_rng(1).integers(0, 255, (96, 96), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    model = checkpoint.load_model(model_dir)
+    prob = predict_proba(model, img, choose_precision("cpu", "fp32"), tile=64, batch=2)
+    cut = float(np.quantile(prob, 0.7))  # a threshold that keeps 30% of the pixels
+    model.set_threshold(cut)
+    checkpoint.save(tmp_path / "t" / "model.pt", checkpoint.model_state(model))
+    own = predict.run(_p(), str(tmp_path / "t"), [tmp_path / "a.png"], tmp_path / "own",
+                      positive="white")  # fmt: skip
+    assert own[0]["threshold"] == pytest.approx(cut)
+    mask = tifffile.imread(tmp_path / "own" / "a.mask.tif") > 0
+    np.testing.assert_array_equal(mask, prob > cut)
+    fixed = predict.run(_p(threshold=0.5), str(tmp_path / "t"), [tmp_path / "a.png"],
+                        tmp_path / "fixed", positive="white")  # fmt: skip
+    assert fixed[0]["threshold"] == 0.5
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "fixed" / "a.mask.tif") > 0, prob > 0.5
+    )
+
+
 def test_white_polarity(tmp_path, model_dir):
     img = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
     Image.fromarray(img).save(tmp_path / "a.png")
