@@ -10,11 +10,13 @@ a project folder of its own; a configuration is nothing but ``-S`` overrides of 
 
 * ``before``: the product without a validation strip or a chosen threshold
   (``train.holdout=0 train.threshold=0.5``: no validation images, fixed schedule, 0.5);
-* ``after``: a strip held out of the 2 images to validate on (``train.holdout``, the
-  default), the threshold chosen on it whatever membrane it holds
-  (``train.threshold_min_membrane_px=0``);
-* ``after@0.5``: the same model at threshold 0.5: what params.yaml as it is gives when the
-  strips hold less labelled mid-line than ``train.threshold_min_membrane_px``, as here.
+* ``after``: a strip held out of the 2 images to validate on (``train.holdout``), used to
+  stop early, keep the best epoch and choose the threshold whatever membrane it holds
+  (``train.min_membrane_px=0``);
+* ``after@0.5``: the same model at threshold 0.5: what the strip costs and gives without the
+  threshold;
+* ``defaults``: params.yaml as it is: the strips hold less labelled mid-line than
+  ``train.min_membrane_px``, so they are given back to training (as ``before``).
 
 Figures per cell, from ``evaluate``'s own outputs: Dice, slope of predicted on labelled
 medial thickness, mean |relative difference|, bias (nm), and the mean relative difference in
@@ -24,8 +26,9 @@ the 150-220 nm band.  Test images are never used for any choice.
         [--work DIR] [-S KEY=VALUE ...]
 
 ``--configs`` also takes the levers (``LEVERS``: skeleton recall, boundary loss, the epoch
-kept by Dice minus thickness error, less BCE), each on top of ``after``; they are judged on the
-development figures only (the validation strips), in their own table.
+kept by Dice minus thickness error, less BCE), each on top of ``defaults``; they are judged on
+the development figures only, in their own table: with ``--dev 8`` (its own ``--work``), 8 more
+labelled ISBI composites (ISBI 2-9) are the target's validation images, never trained on.
 
 Cells are kept in ``DIR/cells.json`` as they finish (a rerun resumes).  Writes
 benchmarks/out/thickness_fewshot.{json,md}.
@@ -43,10 +46,12 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import folders
+from benchmarks import thickness_fewshot_report as report
 from benchmarks.common import ROOT, SHARED, table, write
 from benchmarks.thickness import composite, textures
 from gbmseg import stages
 from gbmseg.config import Params, load
+from gbmseg.data import splits
 from gbmseg.data.io import write_png
 
 log = logging.getLogger("benchmarks.thickness_fewshot")
@@ -55,9 +60,10 @@ THICKNESS_NM = (150.0, 450.0)
 BAND_NM = (150.0, 220.0)
 CONFIGS = {
     "before": ["train.holdout=0", "train.threshold=0.5"],
-    "after": ["train.threshold_min_membrane_px=0"],
+    "after": ["train.min_membrane_px=0"],
+    "defaults": [],
 }
-ANY = "train.threshold_min_membrane_px=0"
+ANY = "train.min_membrane_px=0"
 LEVERS = {  # screened on the development figures (the held-out strips), 1 seed
     "skeleton_recall": [ANY, "train.skeleton_recall_weight=1.0"],
     "boundary": [ANY, "train.boundary_weight=1.0"],
@@ -68,8 +74,9 @@ CONFIGS |= LEVERS
 BUDGET = ["train.epochs=20", "train.steps_per_epoch=50"]  # the study's budget (2 CPU cores)
 
 
-def draw_sets(raw: Path, seed: int = 0) -> None:
-    """The source and target sets as a user's image/mask folders (white = membrane)."""
+def draw_sets(raw: Path, seed: int = 0, dev: int = 0) -> None:
+    """The source and target sets as a user's image/mask folders (white = membrane); ``dev``
+    more labelled target images (ISBI 2-9) to validate on (``pin_dev`` makes them val)."""
     rng = np.random.default_rng(seed)
     cdeep, isbi = SHARED / "cdeep3m_mito", SHARED / "isbi2012"
 
@@ -89,6 +96,16 @@ def draw_sets(raw: Path, seed: int = 0) -> None:
         for j in range(3):
             img, m, _ = composite(tex, rng, NM, THICKNESS_NM)
             put(raw / "target" / "test", f"t{i:02d}_{j}.png", img, m)
+    for i, tex in enumerate(textures(isbi, names[2 : 2 + dev], NM, 512)):
+        img, m, _ = composite(tex, rng, NM, THICKNESS_NM)
+        put(raw / "target", f"dev{i}.png", img, m)
+
+
+def pin_dev(p: Params) -> None:
+    """The split file that trains on the 2 labelled images and validates on the dev ones."""
+    names = sorted(q.name for q in (Path(p.target.raw) / "images").iterdir())
+    table = {n: "val" if n.startswith("dev") else "train" for n in names}
+    splits.write(Path(p.pack.splits) / "target.csv", table)
 
 
 def project(work: Path, overrides: list[str]) -> Params:
@@ -117,11 +134,13 @@ def cell_paths(work: Path, cell: str, scored: str = "evaluate") -> list[str]:
     return [f"{k}={v}" for k, v in keys.items()]
 
 
-def prepare(work: Path, overrides: list[str]) -> None:
+def prepare(work: Path, overrides: list[str], dev: int = 0) -> None:
     """Draw the sets; validate, augment and pack both; pretrain on the source (once)."""
     if not (work / "raw" / "target" / "test").is_dir():
-        draw_sets(work / "raw")
+        draw_sets(work / "raw", dev=dev)
     p = project(work, overrides)
+    if dev and not (Path(p.pack.splits) / "target.csv").is_file():
+        pin_dev(p)
     for name in ("source", "target"):
         if not (Path(p.paths(name).packed) / "manifest.json").is_file():
             stages.validate(p, name)
@@ -169,49 +188,6 @@ def run_cell(work: Path, config: str, seed: int, overrides: list[str]) -> dict[s
     return out
 
 
-def dev_figures(work: Path, cell: str) -> dict:
-    """What the fine-tuning saw on its validation tiles (the strips held out of the 2
-    labelled images; never a test image): the levers are judged on these."""
-    folder = work / "cells" / cell
-    if not (folder / "finetune.json").is_file():
-        return {}
-    tuned = json.loads((folder / "finetune.json").read_text())
-    chosen_path = folder / "finetune" / "threshold.json"
-    chosen = json.loads(chosen_path.read_text()) if chosen_path.is_file() else {}
-    half = chosen.get("at_0.5", {})
-    return {
-        "val_dice": tuned.get("best_val_dice"),
-        "val_thickness_bias_at_0.5": half.get("thickness_bias"),
-        "val_thickness_err_at_0.5": half.get("thickness_err"),
-        "val_membrane_px": chosen.get("val_membrane_px"),
-    }
-
-
-def lever_table(work: Path, cells: dict[str, dict]) -> list[dict]:
-    """The screen: every configuration's development figures, seed by seed."""
-    rows = []
-    for name, cell in sorted(cells.items()):
-        if cell["config"] in ("after@0.5",):
-            continue
-        rows.append({"cell": name, **dev_figures(work, name)})
-    return rows
-
-
-def summary(cells: dict[str, dict]) -> list[dict]:
-    keys = ("dice", "slope", "mean_abs_rel_diff", "bias_nm", "band_rel_diff", "threshold")
-    rows = []
-    for config in ("before", "after@0.5", "after", *LEVERS):
-        sel = [c for c in cells.values() if c["config"] == config]
-        if not sel:
-            continue
-        row: dict = {"config": config, "seeds": len(sel)}
-        for k in keys:
-            v = np.array([c[k] for c in sel if c.get(k) is not None], float)
-            row[k] = f"{v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0:.3f}" if len(v) else ""
-        rows.append(row)
-    return rows
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -219,6 +195,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--configs", nargs="+", default=["before", "after"], choices=list(CONFIGS))
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "thickfew")
+    ap.add_argument(
+        "--dev", type=int, default=0,
+        help="N more labelled target images, validated on (never trained on): the lever screen",
+    )  # fmt: skip
     ap.add_argument("-S", dest="overrides", action="append", default=[], help="params override")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
     args = ap.parse_args()
@@ -228,7 +208,7 @@ def main() -> None:
     if not (SHARED / "isbi2012" / "images").is_dir():
         raise SystemExit(f"{SHARED}: real EM textures (isbi2012, cdeep3m_mito) needed")
     t0 = time.perf_counter()
-    prepare(args.work, args.overrides)
+    prepare(args.work, args.overrides, args.dev)
     store = args.work / "cells.json"
     cells = json.loads(store.read_text()) if store.is_file() else {}
     for seed in args.seeds:
@@ -237,7 +217,7 @@ def main() -> None:
                 continue
             cells |= run_cell(args.work, config, seed, args.overrides)
             store.write_text(json.dumps(cells, indent=1))
-    rows = summary(cells)
+    rows = report.summary(cells, list(LEVERS))
     cols = ["config", "seeds", "dice", "slope", "mean_abs_rel_diff", "bias_nm", "band_rel_diff",
             "threshold"]  # fmt: skip
     md = (
@@ -247,7 +227,7 @@ def main() -> None:
         "Mean +- sd over seeds; band = 150-220 nm (mean relative difference).\n\n"
         + table(rows, cols)
     )
-    levers = lever_table(args.work, cells)
+    levers = report.lever_table(args.work, cells, list(LEVERS))
     md += (
         "\n## Development figures (validation strips of the 2 labelled images; no test image)\n\n"
         + table(
@@ -261,8 +241,8 @@ def main() -> None:
             ],
         )
     )
-    result = {"cells": cells, "summary": rows, "levers": levers, "configs": CONFIGS,
-              "budget": BUDGET, "overrides": args.overrides,
+    result = {"cells": cells, "summary": rows, "levers": levers, "rule": report.RULE,
+              "configs": CONFIGS, "budget": BUDGET, "overrides": args.overrides,
               "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     write(args.out, "thickness_fewshot", result, md)
 

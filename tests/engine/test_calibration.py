@@ -98,7 +98,7 @@ def test_a_model_keeps_its_threshold_and_older_checkpoints_load_without_one(tmp_
 
 def test_training_on_few_labels_validates_on_held_out_strips_and_records_a_threshold(tmp_path):
     p = prepared(tiny(tmp_path, "synth.size=128", "train.epochs=2", "train.select=dice_thickness",
-                           "train.threshold_min_membrane_px=0"))  # fmt: skip
+                           "train.min_membrane_px=0"))  # fmt: skip
     stages.train(p, "target")
     folder = tmp_path / "models" / "train" / "target"
     chosen = json.loads((folder / "threshold.json").read_text())
@@ -111,3 +111,17 @@ def test_training_on_few_labels_validates_on_held_out_strips_and_records_a_thres
     fixed = prepared(tiny(tmp_path / "fixed", "train.epochs=1", "train.threshold=0.6"))
     stages.train(fixed, "target")
     assert load_model(tmp_path / "fixed" / "models" / "train" / "target").threshold() == 0.6
+
+
+def test_strips_with_too_little_membrane_are_given_back_to_training(tmp_path):
+    from gbmseg.engine.lifecycle import batches
+
+    p = prepared(tiny(tmp_path, "synth.size=128"))
+    packed = [p.paths("target").packed]
+    few = p.train.model_copy(update={"min_membrane_px": 10**6})
+    train, val, _ = batches(few, packed, None, rank=0, world=1, multiple=4)
+    assert len(val.images) == 0  # not enough to tell: no validation, whole images trained on
+    assert (train.crops.wholes.shapes[:, 0] == 128).all()
+    enough = p.train.model_copy(update={"min_membrane_px": 0})
+    train, val, _ = batches(enough, packed, None, rank=0, world=1, multiple=4)
+    assert len(val.images) > 0 and (train.crops.wholes.shapes[:, 0] == 64).all()

@@ -4,7 +4,7 @@ import torch
 from gbmseg.engine import checkpoint
 from gbmseg.engine.amp import choose_precision
 from gbmseg.engine.data import Batches
-from gbmseg.engine.objective import lr_lambda
+from gbmseg.engine.objective import lr_lambda, validation_dice
 from gbmseg.engine.trainer import Trainer, TrainingDiverged
 from gbmseg.model.unet import build
 from tests.engine.common import data, train_params
@@ -28,6 +28,22 @@ def test_training_improves_and_writes_atomic_checkpoints(tmp_path):
     last = checkpoint.load(tmp_path / "last.pt")
     assert set(last) >= {"model", "optimizer", "scheduler", "scaler", "rng", "epoch", "history"}
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_weights_kept_are_those_whose_validation_dice_is_reported(tmp_path):
+    x, y = data()
+    p = train_params(epochs=5, lr=0.01)
+    model, res = _fit(tmp_path, p, x, y)
+    best = checkpoint.load(tmp_path / "best.pt")
+    model.load_state_dict(best["model"])
+    val = Batches(x[:4], y[:4], p.batch_size, train=False)
+    again = validation_dice(model, val, choose_precision("cpu", p.amp))["val_dice"]
+    assert again == pytest.approx(res.best_val_dice, abs=1e-6)
+    assert res.history[best["epoch"]]["val_dice"] == pytest.approx(again, abs=1e-6)
+    last = checkpoint.load(tmp_path / "last.pt")
+    model.load_state_dict(last["model"])  # the last epoch's row scores the last weights too
+    final = validation_dice(model, val, choose_precision("cpu", p.amp))["val_dice"]
+    assert res.history[-1]["val_dice"] == pytest.approx(final, abs=1e-6)
 
 
 def test_time_spent_in_the_tracking_hook_is_measured(tmp_path):

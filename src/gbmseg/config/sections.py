@@ -185,7 +185,7 @@ class TrainParams(Section):
     holdout: float = Field(
         ge=0, lt=0.5,
         description="no validation images: this fraction of each training image (a strip along "
-        "its bottom edge, at least one tile) is held out to validate on (0: none)",
+        "its bottom edge) is held out to validate on, if it holds min_membrane_px (0: never)",
     )  # fmt: skip
     threshold: Probability | Literal["auto"] = Field(
         description="the model's threshold on its probabilities, recorded with it; auto: chosen "
@@ -194,8 +194,10 @@ class TrainParams(Section):
     threshold_dice_tolerance: float = Field(
         ge=0, lt=1, description="auto: thresholds within this of the best validation Dice qualify"
     )
-    threshold_min_membrane_px: int = Field(
-        ge=0, description="auto: less labelled mid-line (px) in the validation tiles keeps 0.5"
+    min_membrane_px: int = Field(
+        ge=0,
+        description="labelled mid-line (px) the validation tiles must hold for a threshold to "
+        "be chosen on them, and held-out strips to be kept out of training",
     )
     max_minutes: float = Field(ge=0, description="0: no time budget")
     seed: int

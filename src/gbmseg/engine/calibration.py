@@ -140,7 +140,7 @@ def choose(rows: list[dict[str, float]], dice_tolerance: float, min_membrane_px:
         pick = at_half
         rule = (
             f"0.5 kept: {length} px of labelled mid-line in the validation tiles, fewer than "
-            f"train.threshold_min_membrane_px = {min_membrane_px}"
+            f"train.min_membrane_px = {min_membrane_px}"
         )
     return {
         "threshold": pick["threshold"],
@@ -174,7 +174,7 @@ def record(model: torch.nn.Module, p: TrainParams, val: Batches, prec: Precision
     every = Batches(val.images, val.masks, p.batch_size, train=False)  # all ranks' shares
     probs, masks = probabilities(model, every, prec, p.channels_last)
     rows = sweep(probs, masks)
-    chosen = choose(rows, p.threshold_dice_tolerance, p.threshold_min_membrane_px)
+    chosen = choose(rows, p.threshold_dice_tolerance, p.min_membrane_px)
     model.set_threshold(chosen["threshold"])
     log.info(
         "threshold %.2f: validation Dice %.4f, thickness %+.1f%% (at 0.5: Dice %.4f, %s); %s",

@@ -127,7 +127,7 @@ def batches(
 ) -> tuple[Batches, Batches, str]:
     """Training and validation batches of the packed sets, and what training draws from:
     random crops from whole images when ``p.steps_per_epoch`` > 0, else every packed tile.
-    Without validation images, strips held out of the training images (``p.holdout``; tiles
+    Without validation images, strips held out of the training images (``held_out``; tiles
     a multiple of ``multiple`` px, the model's)."""
     xtr, ytr = load_splits(packed, "train")
     xva, yva = load_splits(packed, "val")
@@ -138,13 +138,7 @@ def batches(
     if p.steps_per_epoch:
         wholes = crops.load(packed)
         if not len(xva) and p.holdout:  # few labels: validate on strips kept out of training
-            wholes, xva, yva = crops.hold_out(
-                wholes, crops.originals(packed), p.holdout, xtr.shape[-1], multiple
-            )
-            log.info(
-                "no validation images: the bottom %.0f%% of each labelled image is held out "
-                "and validated on (%d tiles; train.holdout)", 100 * p.holdout, len(xva)
-            )  # fmt: skip
+            wholes, xva, yva = held_out(p, packed, wholes, xtr.shape[-1], multiple)
         drawn = crops.Crops(wholes, xtr.shape[-1], seed=p.seed,
                             foreground=p.foreground_oversample)  # fmt: skip
         what = f"{p.steps_per_epoch} batches of crops per epoch from {len(drawn.wholes)} images"
@@ -155,6 +149,32 @@ def batches(
     )  # fmt: skip
     val = Batches(xva, yva, p.batch_size, train=False, rank=rank, world=world)
     return train, val, what
+
+
+def held_out(
+    p: TrainParams, packed: list[Path], wholes: crops.Wholes, tile: int, multiple: int
+) -> tuple[crops.Wholes, np.ndarray, np.ndarray]:
+    """Strips of the labelled images to validate on (``p.holdout``), when they hold at least
+    ``p.min_membrane_px`` of measurable labelled mid-line; else the images stay whole and
+    there is no validation (a few tiles' membranes would pick the epoch and the threshold:
+    benchmarks/README.md)."""
+    kept, xva, yva = crops.hold_out(wholes, crops.originals(packed), p.holdout, tile, multiple)
+    length = len(calibration.Widths.of(yva).pooled)
+    if length < p.min_membrane_px:
+        log.info(
+            "no validation images; the bottom %.0f%% of each labelled image holds %d px of "
+            "measurable membrane, fewer than train.min_membrane_px = %d: trained on the whole "
+            "images (fixed schedule, threshold %s)", 100 * p.holdout, length,
+            p.min_membrane_px, p.threshold if p.threshold != "auto" else "0.5",
+        )  # fmt: skip
+        empty = np.zeros((0, tile, tile), np.uint8)
+        return wholes, empty, empty
+    log.info(
+        "no validation images: the bottom %.0f%% of each labelled image is held out and "
+        "validated on (%d tiles, %d px of membrane; train.holdout)", 100 * p.holdout, len(xva),
+        length,
+    )  # fmt: skip
+    return kept, xva, yva
 
 
 def fit(

@@ -247,9 +247,10 @@ class Trainer:
         t_start, r = time.perf_counter(), self.result
         fixed = len(val.images) == 0  # no validation images: fixed schedule, keep the last epoch
         for epoch in range(self.start_epoch, self.p.epochs):
+            trained = self.train_epoch(epoch, train)  # then score the weights it left
             scores = {"val_dice": math.nan, "score": math.nan} if fixed else self.validate(val)
             score = scores.pop("score")
-            row = {"epoch": epoch + 1, **self.train_epoch(epoch, train), **scores}
+            row = {"epoch": epoch + 1, **trained, **scores}
             r.history.append(row)
             r.train_s += row["epoch_s"]
             r.epochs_run = epoch + 1
