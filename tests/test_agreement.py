@@ -39,6 +39,9 @@ def test_bias_and_limits_come_from_calibrated_images_only():
     assert s["medial_median_limits_nm"] == pytest.approx(1.96 * np.std([20, 10], ddof=1), abs=0.01)
     assert s["intercept_harmonic_bias_nm"] == pytest.approx(5.0)
     assert agreement.bland_altman(table)[:4] == b"\x89PNG"
+    uncalibrated = agreement.summary(table.assign(pixel_size_nm=None))
+    assert uncalibrated["medial_median_bias_nm"] is None  # no number in nm without a scale
+    assert uncalibrated["medial_median_limits_nm"] is None
 
 
 def test_the_slope_shows_thin_membranes_reading_normal():

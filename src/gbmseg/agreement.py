@@ -71,7 +71,7 @@ def summary(table: pd.DataFrame) -> dict[str, float]:
         out[f"{short}_mean_abs_rel_diff"] = round(float(rel.abs().mean()), 4) if len(rel) else None
         out[f"{short}_bias_nm"] = round(float(diff.mean()), 2) if len(diff) else None
         sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
-        out[f"{short}_limits_nm"] = round(1.96 * sd, 2)
+        out[f"{short}_limits_nm"] = round(1.96 * sd, 2) if len(diff) else None
         fit = slope(table[f"{key}_label"].to_numpy(float), table[f"{key}_pred"].to_numpy(float))
         out |= {f"{short}_{k}": v for k, v in fit.items()}
     return out
