@@ -31,7 +31,7 @@ the development figures only, in their own table: with ``--dev 8`` (its own ``--
 labelled ISBI composites (ISBI 2-9) are the target's validation images, never trained on.
 
 Cells are kept in ``DIR/cells.json`` as they finish (a rerun resumes).  Writes
-benchmarks/out/thickness_fewshot.{json,md}.
+benchmarks/out/thickness_fewshot.{json,md} (with ``--dev``: thickness_fewshot_levers.*).
 """
 
 from __future__ import annotations
@@ -244,7 +244,7 @@ def main() -> None:
     result = {"cells": cells, "summary": rows, "levers": levers, "rule": report.RULE,
               "configs": CONFIGS, "budget": BUDGET, "overrides": args.overrides,
               "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
-    write(args.out, "thickness_fewshot", result, md)
+    write(args.out, "thickness_fewshot_levers" if args.dev else "thickness_fewshot", result, md)
 
 
 if __name__ == "__main__":

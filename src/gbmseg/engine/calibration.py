@@ -167,8 +167,9 @@ def record(model: torch.nn.Module, p: TrainParams, val: Batches, prec: Precision
     if not len(val.images):
         model.set_threshold(None)
         log.warning(
-            "no validation tiles to choose a threshold on: the model records none (0.5 is used); "
-            "add validation images, or set train.holdout > 0 with train.steps_per_epoch > 0"
+            "no validation tiles to choose a threshold on: the model records none (0.5 is "
+            "used); validation images, or held-out strips with train.min_membrane_px of "
+            "membrane (train.holdout, train.steps_per_epoch > 0), let one be chosen"
         )
         return {"threshold": None, "rule": "none chosen: no validation tiles"}
     every = Batches(val.images, val.masks, p.batch_size, train=False)  # all ranks' shares
