@@ -224,8 +224,9 @@ def main() -> None:
             "threshold"]  # fmt: skip
     md = (
         "# Thickness through a model fine-tuned on 2 labelled images (composites 150-450 nm)\n\n"
-        f"Source: 48 CDeep3M composites; target: 2 labelled ISBI composites; test: 60 ISBI "
-        f"composites. {NM} nm/px. Budget: {' '.join(BUDGET + args.overrides)}. "
+        "Source: 48 CDeep3M composites; target: 2 labelled ISBI composites"
+        + (f" (+ {args.dev} validation composites, never trained on)" if args.dev else "")
+        + f"; test: 60 ISBI composites. {NM} nm/px. Budget: {' '.join(BUDGET + args.overrides)}. "
         "Mean +- sd over seeds; band = 150-220 nm (mean relative difference).\n\n"
         + table(rows, cols)
     )
