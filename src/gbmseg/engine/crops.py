@@ -8,6 +8,7 @@ crops showing structure come ``1 + foreground`` times as often, as with packed t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +68,6 @@ def load(packed: list[Path] | Path | str) -> Wholes:
 def originals(packed: list[Path] | Path | str) -> np.ndarray:
     """A bool per whole training image of ``load(packed)``: a labelled original (True) or an
     augmented copy (pack writes the originals first; no manifest: all originals)."""
-    import json
-
     folders = [packed] if isinstance(packed, str | Path) else list(packed)
     flags: list[bool] = []
     for f in folders:
