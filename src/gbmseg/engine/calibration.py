@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gbmseg import thickness
+from gbmseg import metrics, thickness
 from gbmseg.config import TrainParams
 from gbmseg.engine.amp import Precision
 from gbmseg.engine.data import Batches
@@ -102,12 +102,6 @@ def probabilities(
     return np.concatenate(probs), np.concatenate(masks)
 
 
-def dice(truth: np.ndarray, pred: np.ndarray) -> float:
-    tp = np.count_nonzero(truth & pred)
-    denom = np.count_nonzero(truth) + np.count_nonzero(pred)
-    return 1.0 if denom == 0 else 2 * tp / denom
-
-
 def sweep(
     probs: np.ndarray, masks: np.ndarray, candidates: np.ndarray = CANDIDATES
 ) -> list[dict[str, float]]:
@@ -116,7 +110,8 @@ def sweep(
     rows = []
     for t in candidates:
         pred = probs > t
-        rows.append({"threshold": float(t), "dice": dice(masks, pred), **widths.error(pred)})
+        dice = metrics.dice(masks, pred)
+        rows.append({"threshold": float(t), "dice": dice, **widths.error(pred)})
     return rows
 
 
