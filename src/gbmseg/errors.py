@@ -16,3 +16,7 @@ class CheckpointError(ValueError):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class ExportError(RuntimeError):
+    """An exported model does not reproduce the original (ONNX Runtime, bioimageio test)."""

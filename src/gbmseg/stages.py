@@ -278,3 +278,57 @@ def register(params: Params, run_log: RunLog) -> dict:
         thickness=params.measure,
     )
     return res | {"tracking_uri": tracking.resolve_uri(params.tracking)}
+
+
+def known_images(params: Params) -> set[str]:
+    """Pixel hashes of every labelled image (each set's folders) and every packed split's
+    images: what ``suggest`` never proposes again."""
+    from gbmseg.data.io import list_images, read_image
+    from gbmseg.data.table import pixels_sha256
+
+    known: set[str] = set()
+    for name, labelled in params.sets.items():
+        manifest = params.paths(name).packed / "manifest.json"
+        if manifest.is_file():
+            for split in json.loads(manifest.read_text())["splits"].values():
+                known.update(split.get("pixels_sha256", []))
+        for folder in Path(labelled.raw).rglob("images"):
+            if folder.is_dir():
+                known.update(pixels_sha256(read_image(f)) for f in list_images(folder))
+    return known
+
+
+def load_model_ref(params: Params, ref: str):
+    from gbmseg.engine.checkpoint import load_model
+
+    if not is_registry_ref(ref):
+        return load_model(ref)
+    setup_registry(params, ref)
+    from gbmseg.tracking import load_model_ref as from_registry
+
+    return from_registry(ref)
+
+
+def suggest(params: Params, model_ref: str) -> list[dict]:
+    import gbmseg.steps.suggest
+
+    return gbmseg.steps.suggest.run(
+        params.suggest, load_model_ref(params, model_ref), [params.suggest.images],
+        params.suggest.out, exclude=known_images(params), label=params.validate_.labels[0],
+    )  # fmt: skip
+
+
+def export(params: Params, model_ref: str) -> dict:
+    import gbmseg.steps.export
+    from gbmseg.data.io import list_images
+
+    setup_registry(params, model_ref)
+    sample = params.export.sample
+    if not sample:
+        folder = Path(params.labelled(params.finetune.target).raw) / "images"
+        found = list_images(folder) if folder.is_dir() else []
+        sample = str(found[0]) if found else f"{folder}/<none>"
+    return gbmseg.steps.export.run(
+        params.export, model_ref, params.export.out, sample=sample,
+        metrics=params.evaluate.metrics, label=params.validate_.labels[0],
+    )  # fmt: skip

@@ -334,6 +334,31 @@ def version_of(uri: str) -> tuple[str, str] | None:
     return (name, version) if version else None
 
 
+def version_record(uri: str) -> dict:
+    """The registered version ``uri`` (models:/NAME@ALIAS or models:/NAME/N) points to now:
+    name, version, its source run and tags; TrackingError where there is none."""
+    found = version_of(uri)
+    if found is None:
+        raise TrackingError(f"{uri}: not a registered version (models:/NAME@ALIAS or /N)")
+    mv = MlflowClient().get_model_version(*found)
+    return {"name": mv.name, "version": str(mv.version), "run_id": mv.run_id,
+            "tags": dict(mv.tags or {})}  # fmt: skip
+
+
+def log_package(record: dict, files: list[Path], folder: str = "bioimageio") -> dict:
+    """Log exported files to the version's source run (under ``folder``) and tag the version
+    ``export.<suffix>`` with where each went."""
+    client = MlflowClient()
+    where = {}
+    for f in files:
+        client.log_artifact(record["run_id"], str(f), artifact_path=folder)
+        where[f"export.{f.suffix.lstrip('.')}"] = f"runs:/{record['run_id']}/{folder}/{f.name}"
+    tag_version(record["name"], record["version"], where)
+    log.info("export: logged to run %s, tagged %s v%s", record["run_id"], record["name"],
+             record["version"])  # fmt: skip
+    return where
+
+
 @contextlib.contextmanager
 def downloaded(uri: str) -> Iterator[Path]:
     """A logged gbmseg model (models:/NAME@ALIAS, models:/NAME/N, runs:/..., m-...) in a

@@ -9,7 +9,7 @@ import os
 import sys
 
 from gbmseg import __version__
-from gbmseg.cli import daily, ops, pipeline
+from gbmseg.cli import daily, loop, ops, pipeline
 from gbmseg.cli.base import COMMANDS, EXIT_BAD_INPUT, EXIT_FAILED, overrides
 from gbmseg.config import ConfigError, load
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gbmseg {__version__}")
     common = _common()
     sub = parser.add_subparsers(dest="command", required=True, metavar="STEP")
-    groups = [m.__name__ for m in (pipeline, daily, ops)]  # pipeline order, then the rest
+    groups = [m.__name__ for m in (pipeline, daily, loop, ops)]  # pipeline order, then the rest
     for cmd in sorted(COMMANDS.values(), key=lambda c: groups.index(c.body.__module__)):
         sp = sub.add_parser(
             cmd.name,
@@ -82,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("gbmseg")
     from gbmseg.data.io import DataError
     from gbmseg.engine.preemption import EXIT_CODE, TrainingInterrupted
-    from gbmseg.errors import CheckpointError, StorageError, TrackingError, TrainingDiverged
+    from gbmseg.errors import (
+        CheckpointError,
+        ExportError,
+        StorageError,
+        TrackingError,
+        TrainingDiverged,
+    )
 
     try:
         params = load(args.params, overrides(args))
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, CheckpointError) as exc:
         log.error("%s", exc)
         return EXIT_BAD_INPUT
-    except (TrainingDiverged, StorageError, TrackingError) as exc:
+    except (TrainingDiverged, StorageError, TrackingError, ExportError) as exc:
         log.error("%s", exc)
         return EXIT_FAILED
     except TrainingInterrupted as exc:

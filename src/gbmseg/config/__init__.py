@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from gbmseg.config.errors import ConfigError
+from gbmseg.config.loop import ExportParams, SuggestParams
 from gbmseg.config.params import Params, SetPaths, is_registry_ref
 from gbmseg.config.sections import (
     AugmentParams,
@@ -39,6 +40,7 @@ __all__ = [
     "AutoParams",
     "ConfigError",
     "EvaluateParams",
+    "ExportParams",
     "FinetuneParams",
     "KfpParams",
     "LabelledSet",
@@ -51,6 +53,7 @@ __all__ = [
     "ResolveParams",
     "SelfsupParams",
     "SetPaths",
+    "SuggestParams",
     "SynthParams",
     "TrackingParams",
     "TrainParams",

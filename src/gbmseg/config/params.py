@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ConfigDict, Field, model_validator
 
 from gbmseg.config.errors import ConfigError
+from gbmseg.config.loop import ExportParams, SuggestParams
 from gbmseg.config.sections import (
     AugmentParams,
     EvaluateParams,
@@ -35,7 +36,7 @@ OUTPUT_PATHS = {  # section -> the keys naming where a stage writes (or reads an
     "train": ("out", "metrics", "history", "checkpoints"), "selfsup": ("metrics", "history"),
     "resolve": ("out",), "finetune": ("pretrained", "out", "metrics", "history"),
     "evaluate": ("model", "baseline", "out", "metrics"), "register": ("out",),
-    "predict": ("out",), "measure": ("out",),
+    "predict": ("out",), "measure": ("out",), "suggest": ("out",), "export": ("out",),
 }  # fmt: skip
 _ALIASED = ("validate", "register")  # names that clash with BaseModel attributes
 REGISTRY_SCHEMES = ("models:/", "runs:/")
@@ -74,6 +75,8 @@ class Params(Section):
     register_: RegisterParams = Field(alias="register")
     predict: PredictParams
     measure: MeasureParams
+    suggest: SuggestParams
+    export: ExportParams
     kfp: KfpParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -7,6 +7,9 @@ Output: (N, out_channels, H, W) logits.  Parts are named for transfer learning:
 intensity histogram of the images it was trained on (a buffer, saved with the weights),
 which fine-tuning compares with the target's, the pixel size it was trained at and the
 threshold chosen for it on validation data.
+
+This file imports nothing from gbmseg: ``gbmseg export`` ships it as the architecture source
+of the BioImage Model Zoo package (``build(cfg={...})`` rebuilds the network there).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gbmseg.data.stats import BINS
+BINS = 32  # intensity histogram bins: gbmseg.data.stats.BINS (a test checks they agree)
 
 
 @dataclass(frozen=True)
