@@ -281,6 +281,9 @@ MIRROR_EXCEPTIONS = {  # module -> why it has no test module of its own
     "cli/daily.py": "one command line: tests/cli/test_app.py runs every subcommand as typed",
     "cli/ops.py": "one command line: tests/cli/test_app.py runs every subcommand as typed",
     "cli/pipeline.py": "one command line: tests/cli/test_app.py runs every subcommand as typed",
+    "cli/loop.py": "one command line: tests/cli/test_app.py runs every subcommand as typed",
+    "config/loop.py": "the sections' declarations; tests/config/test_params.py loads, "
+    "overrides and refuses them",
 }
 
 

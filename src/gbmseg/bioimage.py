@@ -46,7 +46,7 @@ class Probabilities(nn.Module):
 def probabilities(model: nn.Module, x: np.ndarray) -> np.ndarray:
     """PyTorch's probabilities for a (N, 1, H, W) float32 array, fp32 on the CPU."""
     with torch.no_grad():
-        return Probabilities(model.cpu().float()).eval()(torch.from_numpy(x)).numpy()
+        return Probabilities(model.cpu()).eval()(torch.from_numpy(x)).numpy()
 
 
 def write_onnx(module: nn.Module, x: np.ndarray, path: Path, opset: int = ONNX_OPSET) -> Path:
@@ -55,7 +55,7 @@ def write_onnx(module: nn.Module, x: np.ndarray, path: Path, opset: int = ONNX_O
     with warnings.catch_warnings():  # tracing warns about UNet.forward's input checks
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module.cpu().float().eval(), (torch.from_numpy(x),), str(path), dynamo=False,
+            module.cpu().eval(), (torch.from_numpy(x),), str(path), dynamo=False,
             input_names=["input"], output_names=["output"], opset_version=opset,
             dynamic_axes={"input": free, "output": free},
         )  # fmt: skip
@@ -65,7 +65,7 @@ def write_onnx(module: nn.Module, x: np.ndarray, path: Path, opset: int = ONNX_O
 def write_torchscript(module: nn.Module, x: np.ndarray, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(module.cpu().float().eval(), torch.from_numpy(x))
+        traced = torch.jit.trace(module.cpu().eval(), torch.from_numpy(x))
     traced.save(str(path))
     return path
 

@@ -311,9 +311,11 @@ def load_model_ref(params: Params, ref: str):
 
 def suggest(params: Params, model_ref: str) -> list[dict]:
     import gbmseg.steps.suggest
+    from gbmseg.data.io import collect_images
 
+    images = collect_images([params.suggest.images], "unlabelled image")  # before the model
     return gbmseg.steps.suggest.run(
-        params.suggest, load_model_ref(params, model_ref), [params.suggest.images],
+        params.suggest, load_model_ref(params, model_ref), images,
         params.suggest.out, exclude=known_images(params), label=params.validate_.labels[0],
     )  # fmt: skip
 

@@ -101,6 +101,8 @@ MISUSES = [  # (subcommand line, what the one line must say)
     (["evaluate", "--model", "{tmp}/no/model"], "missing; run `gbmseg pack` first"),
     (["predict", "{tmp}/missing.png", "--model", "{tmp}/m"], "missing.png: no such image"),
     (["measure", "{tmp}/missing"], "missing: no such mask or folder"),
+    (["suggest", "--model", "{tmp}/m", "--images", "{tmp}/none"], "none: no such unlabelled"),
+    (["export", "--model", "{tmp}/m", "--sample", "{tmp}/none.png"], "none.png: no such image"),
     (["measure", "{tmp}/masks", "--biopsies", "{tmp}/none.csv"], "none.csv: cannot read"),
     (["pack", "-S", "pack.tiel=3"], "unknown key 'pack.tiel'"),
     (["validate", "--params", "{tmp}/missing.yaml"], "missing.yaml"),

@@ -196,7 +196,7 @@ def run(
     if not Path(sample).is_file():
         raise DataError(f"{sample}: no such image for the test input; give one (--sample)")
     with _model_folder(model_ref) as (folder, record), atomic_dir(out) as tmp:
-        model = load_model(folder).cpu().float().eval()
+        model = load_model(folder).cpu().eval()
         if p.tile % model.multiple:
             raise DataError(f"export.tile {p.tile} must be a multiple of {model.multiple}")
         x = test_input(model, Path(sample), p.tile)
