@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,35 @@ def test_an_export_that_does_not_reproduce_writes_nothing(tmp_path):
         export.run(_export_params(tolerance=1e-12), str(folder), tmp_path / "out",
                    sample=tmp_path / "s.png")  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_export_from_the_registry_logs_to_the_source_run_and_tags_the_version(
+    tmp_path, monkeypatch
+):
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    from gbmseg import tracking
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)  # the local artifact root lands here
+    p = params()
+    folder = save(random_model(), tmp_path / "model")
+    example = np.zeros((1, 1, 64, 64), np.float32)
+    with tracking.stage_run(p.tracking, "register", "g") as run:
+        version = tracking.register_version(p.tracking, run.log_model(folder, example),
+                                            {"test_dice": 0.87})  # fmt: skip
+    name = p.tracking.model_name
+    tracking.set_alias(name, "champion", version)
+    img, _ = membrane_image(64)
+    write_png(tmp_path / "s.png", img)
+    res = export.run(_export_params(), f"models:/{name}@champion", tmp_path / "out",
+                     sample=tmp_path / "s.png")  # fmt: skip
+    mv = MlflowClient().get_model_version(name, version)
+    assert mv.tags["export.zip"] == f"runs:/{mv.run_id}/bioimageio/gbmseg-unet.zip"
+    assert mv.tags["export.onnx"] == f"runs:/{mv.run_id}/bioimageio/gbmseg-unet.onnx"
+    logged = download_artifacts(mv.tags["export.zip"], dst_path=str(tmp_path / "dl"))
+    assert Path(logged).read_bytes() == Path(res["zip"]).read_bytes()
+    readme = (tmp_path / "out" / "gbmseg-unet" / "README.md").read_text()
+    assert "| dice | 0.87 |" in readme  # the version's test figures
