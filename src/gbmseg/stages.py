@@ -280,22 +280,24 @@ def register(params: Params, run_log: RunLog) -> dict:
     return res | {"tracking_uri": tracking.resolve_uri(params.tracking)}
 
 
-def known_images(params: Params) -> set[str]:
-    """Pixel hashes of every labelled image (each set's folders) and every packed split's
-    images: what ``suggest`` never proposes again."""
+def known_images(params: Params) -> tuple[set[str], set[str]]:
+    """(pixel hashes, file stems) of every labelled image (each set's folders) and every
+    packed split's images: what ``suggest`` never proposes again, names it never reuses."""
     from gbmseg.data.io import list_images, read_image
     from gbmseg.data.table import pixels_sha256
 
-    known: set[str] = set()
+    hashes: set[str] = set()
+    stems: set[str] = set()
     for name, labelled in params.sets.items():
         manifest = params.paths(name).packed / "manifest.json"
         if manifest.is_file():
             for split in json.loads(manifest.read_text())["splits"].values():
-                known.update(split.get("pixels_sha256", []))
+                hashes.update(split.get("pixels_sha256", []))
         for folder in Path(labelled.raw).rglob("images"):
-            if folder.is_dir():
-                known.update(pixels_sha256(read_image(f)) for f in list_images(folder))
-    return known
+            files = list_images(folder) if folder.is_dir() else []
+            hashes.update(pixels_sha256(read_image(f)) for f in files)
+            stems.update(f.stem for f in files)
+    return hashes, stems
 
 
 def load_model_ref(params: Params, ref: str):
@@ -314,9 +316,10 @@ def suggest(params: Params, model_ref: str) -> list[dict]:
     from gbmseg.data.io import collect_images
 
     images = collect_images([params.suggest.images], "unlabelled image")  # before the model
+    hashes, stems = known_images(params)
     return gbmseg.steps.suggest.run(
-        params.suggest, load_model_ref(params, model_ref), images,
-        params.suggest.out, exclude=known_images(params), label=params.validate_.labels[0],
+        params.suggest, load_model_ref(params, model_ref), images, params.suggest.out,
+        exclude=hashes, taken=stems, label=params.validate_.labels[0],
     )  # fmt: skip
 
 

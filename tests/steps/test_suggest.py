@@ -56,7 +56,7 @@ def test_never_proposes_a_labelled_or_test_image_under_another_name_or_format(pr
     p, pool = project
     q = p.suggest.model_copy(update={"top": 10, "tile": 64, "batch": 2, "images": str(pool)})
     ranked = suggest.run(q, dark_model(), [pool], tmp_path / "out",
-                         exclude=stages.known_images(p))  # fmt: skip
+                         exclude=stages.known_images(p)[0])  # fmt: skip
     assert sorted(r["image"].rsplit("/", 1)[1] for r in ranked) == [f"new{i}.png" for i in range(4)]
     table = pd.read_csv(tmp_path / "out" / "ranked.csv")
     skipped = dict(zip(table["image"].str.rsplit("/", n=1).str[1], table["skipped"], strict=True))
@@ -98,5 +98,15 @@ def test_a_pool_with_nothing_new_says_so(project, tmp_path):
 
     with pytest.raises(DataError, match="already labelled or a test image"):
         suggest.run(_params(), dark_model(), [pool], tmp_path / "out",
-                    exclude=stages.known_images(p))  # fmt: skip
+                    exclude=stages.known_images(p)[0])  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+def test_a_draft_never_takes_the_name_of_a_labelled_image(project, tmp_path):
+    _, pool = project
+    ranked = suggest.run(_params(top=10), dark_model(), [pool], tmp_path / "out", exclude=set(),
+                         taken={"new0", "new0_2"})  # fmt: skip
+    drafts = {r["image"].rsplit("/", 1)[1]: r["draft"] for r in ranked}
+    assert drafts["new0.png"] == "new0_3.png" and drafts["new1.png"] == "new1.png"
+    doc = labelme.read_json(tmp_path / "out" / "new0_3.json")
+    assert doc["imagePath"] == "new0_3.png" and (tmp_path / "out" / "new0_3.png").is_file()

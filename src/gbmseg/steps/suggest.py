@@ -72,17 +72,28 @@ def scores(views: np.ndarray, threshold: float, band_px: int) -> dict:
     }
 
 
-def _draft(path: Path, img: np.ndarray, pic, structure: np.ndarray, out: Path, label: str) -> str:
+def draft_stem(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem_2``, ``stem_3``... where a labelled image already has that name
+    (accepting the draft must never overwrite a label)."""
+    name, i = stem, 1
+    while name in taken:
+        i += 1
+        name = f"{stem}_{i}"
+    taken.add(name)
+    return name
+
+
+def _draft(path: Path, pic, structure: np.ndarray, out: Path, *, label: str, stem: str) -> str:
     """The image and its labelme JSON (the prediction as polygons, the pixel size kept)."""
     if path.suffix.lower() in LABELME_OPENS:
-        image = out / path.name
+        image = out / f"{stem}{path.suffix}"
         shutil.copyfile(path, image)
     else:
-        image = write_png(out / f"{path.stem}.png", img, pic.pixel_size)
+        image = write_png(out / f"{stem}.png", to_uint8(pic.pixels), pic.pixel_size)
     doc = labelme.document(structure, image.name, label, labelme.HOLE)
     if pic.pixel_size is not None:
         doc |= pic.pixel_size.record()
-    write_json(out / f"{path.stem}.json", doc)
+    write_json(out / f"{stem}.json", doc)
     return image.name
 
 
@@ -117,10 +128,11 @@ def _overlay(img: np.ndarray, structure: np.ndarray, side: int = 256) -> np.ndar
 
 def run(
     p: SuggestParams, model, inputs: list[str | Path], out: str | Path, *,
-    exclude: set[str], label: str = "gbm",
+    exclude: set[str], taken: set[str] = frozenset(), label: str = "gbm",
 ) -> list[dict]:  # fmt: skip
     """Rank the images of ``inputs`` (``exclude``: pixel hashes never proposed) and write the
-    ``p.top`` most uncertain as drafts into ``out``; return every image's row, ranked."""
+    ``p.top`` most uncertain as drafts into ``out`` (renamed where a labelled image has the
+    name: ``taken``, file stems); return every image's row, ranked."""
     prec = choose_precision(p.device, p.amp)
     model = model.to(prec.device).eval()
     threshold = threshold_for(model, "model")
@@ -145,17 +157,19 @@ def run(
     if not ranked:
         raise DataError(f"{inputs}: every image is already labelled or a test image; "
                         "add unlabelled images to the folder")  # fmt: skip
-    return _write(p, out, ranked, rows, keep, label)
+    return _write(p, out, ranked, rows, keep, label=label, taken=set(taken))
 
 
-def _write(p: SuggestParams, out, ranked: list[dict], rows: list[dict], keep: dict, label: str):
+def _write(p: SuggestParams, out, ranked: list[dict], rows: list[dict], keep: dict, *,
+           label: str, taken: set[str]):  # fmt: skip
     with atomic_dir(out) as tmp:
         overlays = []
         for i, row in enumerate(ranked, 1):
             row |= {"rank": i, "score": row[p.score], "draft": ""}
             if i <= p.top:
                 path, img, pic, structure = keep[row["image"]]
-                row["draft"] = _draft(path, img, pic, structure, tmp, label)
+                stem = draft_stem(path.stem, taken)
+                row["draft"] = _draft(path, pic, structure, tmp, label=label, stem=stem)
                 overlays.append(_overlay(img, structure))
         contact_sheet(ranked[: p.top], overlays, tmp / "contact_sheet.png")
         table = pd.DataFrame(ranked + [r for r in rows if r["skipped"]]).drop(columns="tie")
