@@ -114,7 +114,7 @@ def ranking(work: Path, arm: str, p: Params) -> dict:
     """Spearman of each score with the true error over the whole pool (round-0 model)."""
     q = p.model_copy(update={"suggest": p.suggest.model_copy(
         update={"top": 10**6, "out": str(work / "arms" / arm / "ranking")})})  # fmt: skip
-    rows = stages.suggest(q, p.finetune.out)
+    rows = stages.suggest(q, model=p.finetune.out)["rows"]
     err = []
     for r in rows:
         stem = Path(r["draft"]).stem
@@ -141,7 +141,7 @@ def arm_round(work: Path, arm: str, seed: int, r: int, overrides: list[str]) -> 
             **fine_tune(p)}  # fmt: skip
     if r < ROUNDS:
         cell["picked"] = [
-            Path(row["draft"]).name for row in stages.suggest(p, p.finetune.out)[:ADD]
+            Path(row["draft"]).name for row in stages.suggest(p, model=p.finetune.out)["rows"][:ADD]
         ]
     return cell
 
@@ -172,7 +172,7 @@ def run_seed(work: Path, seed: int, cells: dict, save, overrides: list[str]) -> 
                             f"suggest.seed={1000 * seed}",
                             *(["suggest.score=random"] if arm == "random" else [])])  # fmt: skip
                 cell = {**cell, "arm": arm, "picked": [Path(row["draft"]).name for row in
-                        stages.suggest(p, p.finetune.out)[:ADD]]}  # fmt: skip
+                        stages.suggest(p, model=p.finetune.out)["rows"][:ADD]]}  # fmt: skip
             save(key, cell)
             label(work, name, cell.get("picked", []))
 

@@ -159,3 +159,19 @@ def register(
     paths = {"model": model.path, "validated": validated.path, "report": report.path}
     res = run_task("register", params, run_group, registration=registration.path, **paths)
     return f"{res['name']}/{res['version']}@{res['alias']}"
+
+
+@component
+def suggest(
+    params: dict,
+    run_group: str,
+    model: Input[Model],
+    packed: Input[Dataset],
+    unlabelled: Input[Dataset],
+    drafts: Output[Dataset],
+    summary: Output[Metrics],
+):
+    from gbmseg.kfp_entry import run_task
+
+    run_task("suggest", params, run_group, None, summary, model=model.path, packed=packed.path,
+             unlabelled=unlabelled.path, drafts=drafts.path)  # fmt: skip

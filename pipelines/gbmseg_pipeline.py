@@ -6,6 +6,7 @@
                              -> finish
     pretrained == URI:       resolve(URI) -> finish     (e.g. models:/gbmseg-unet@champion)
     finish: finetune -> evaluate (beside the baseline, if any) -> register
+            [-> suggest (suggest_uri: the unlabelled images to rank; drafts to label next)]
 
 The same components serve the source and the target set (``prepare`` is called twice), and
 ``finish`` is one sub-pipeline whichever way the pretrained model came.  Resources, the GPU
@@ -95,6 +96,7 @@ def finish(
     validated: Input[Dataset],
     packed: Input[Dataset],
     baseline: Input[Model] = None,
+    suggest_uri: str = "",
 ) -> str:
     f = on_gpu(
         c.finetune(
@@ -125,6 +127,17 @@ def finish(
             report=e.outputs["report"],
         )
     )
+    with dsl.If(suggest_uri != "", name="suggest-what-to-label"):
+        pool = dsl.importer(artifact_uri=suggest_uri, artifact_class=Dataset, reimport=True)
+        on_cpu(
+            c.suggest(
+                params=params,
+                run_group=run_group,
+                model=f.outputs["model"],
+                packed=packed,
+                unlabelled=pool.output,
+            )
+        ).after(r)
     return r.outputs["Output"]
 
 
@@ -139,6 +152,7 @@ def gbmseg_pipeline(
     data_version: str,
     pretrained: str = "",
     unlabelled_uri: str = "",
+    suggest_uri: str = "",
     splits: dict = {},  # noqa: B006  (a KFP default, never mutated)
     params: dict = PARAMS,
 ) -> str:
@@ -154,6 +168,7 @@ def gbmseg_pipeline(
         "run_group": group,
         "validated": tv.outputs["validated"],
         "packed": tp.outputs["packed"],
+        "suggest_uri": suggest_uri,
     }
     if tt is not None:
         target["baseline"] = tt.outputs["model"]

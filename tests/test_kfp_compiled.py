@@ -84,5 +84,8 @@ def test_stage_equals_subcommand_equals_component_equals_section():
     components = {n for n, v in vars(gbmseg_components).items() if isinstance(v, BaseComponent)}
     expected = {"validate", "augment", "pack", "train", "selfsup", "resolve", "finetune"}
     expected |= {"evaluate"}
-    assert stages == components == expected | {"register"}
-    assert stages <= set(COMMANDS) and stages <= sections
+    assert stages == expected | {"register"}
+    # suggest ends a scheduled run; under DVC it is the command the lab runs between two
+    # `dvc repro`s (its drafts are edited by hand, not a tracked output)
+    assert components == stages | {"suggest"}
+    assert components <= set(COMMANDS) and components <= sections

@@ -42,3 +42,26 @@ def test_every_stage_maps_its_artifacts_onto_real_params_keys(tmp_path):
 def test_an_unknown_artifact_role_names_the_stage():
     with pytest.raises(KeyError, match="packed"):
         kfp_entry.artifact_paths("pack", "target", validated="/v", augmented="/a")
+
+
+def test_a_suggest_task_ranks_the_imported_images_with_the_runs_model(tmp_path):
+    from gbmseg import stages
+    from gbmseg.data.io import write_png
+    from tests.models import dark_model, membrane_image, save
+
+    p = tiny(tmp_path, "suggest.tile=64", "suggest.top=2")
+    stages.synth(p)
+    for step in (stages.validate, stages.augment, stages.pack):
+        step(p, "target")
+    pool = tmp_path / "imported"
+    for i in range(3):
+        write_png(pool / f"u{i}.png", membrane_image(64, width=6.0 + 3 * i, seed=i)[0])
+    artifacts = {"model": str(save(dark_model(), tmp_path / "model")), "packed": p.pack.out,
+                 "unlabelled": str(pool), "drafts": str(tmp_path / "drafts")}  # fmt: skip
+    paths = kfp_entry.artifact_paths("suggest", None, **artifacts)
+    tree = p.model_dump(mode="json", by_alias=True)
+    res = kfp_entry.run("suggest", tree, "group", paths, track=False)
+    assert res["ranked"] == 3 and len(res["drafts"]) == 2
+    assert sorted(f.name for f in (tmp_path / "drafts").glob("*.json")) == sorted(
+        d.replace(".png", ".json") for d in res["drafts"]
+    )

@@ -71,6 +71,7 @@ def arguments(
         "source_uri": source if pretrained == "" else "",
         "target_uri": target,
         "unlabelled_uri": unlabelled if pretrained == "selfsup" else "",
+        "suggest_uri": kp.suggest_uri,
         "pretrained": pretrained,
         "splits": tables,
         "data_version": version,

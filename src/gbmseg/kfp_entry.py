@@ -38,10 +38,17 @@ STAGES = {
     "finetune": stages.finetune,
     "evaluate": stages.evaluate,
     "register": stages.register,
+    "suggest": stages.suggest,
 }
 
 
-SET_FREE = ("resolve", "finetune", "evaluate", "register")  # stages that take no set name
+SET_FREE = (
+    "resolve",
+    "finetune",
+    "evaluate",
+    "register",
+    "suggest",
+)  # stages that take no set name
 
 
 class MetricsSink(Protocol):
@@ -108,6 +115,12 @@ ARTIFACTS = {  # stage -> params key -> its path, from the task's artifact paths
         "evaluate.out": "{report}",
         "evaluate.metrics": "{report}/metrics.json",
         "register.out": "{registration}",
+    },
+    "suggest": {
+        "evaluate.model": "{model}",
+        "pack.out": "{packed}",
+        "suggest.images": "{unlabelled}",
+        "suggest.out": "{drafts}",
     },
 }  # per-set folders inside an artifact: <artifact>/<set>, as DVC's <base>/<set>; an optional
 # artifact left out ('' as its path, e.g. no baseline) leaves its key ''

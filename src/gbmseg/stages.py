@@ -311,16 +311,23 @@ def load_model_ref(params: Params, ref: str):
     return from_registry(ref)
 
 
-def suggest(params: Params, model_ref: str) -> list[dict]:
+def suggest(params: Params, run_log: RunLog | None = None, *, model: str | None = None) -> dict:
+    """Rank ``suggest.images`` with ``model`` (default: evaluate.model, the model the run
+    ends with) and write the top ones as drafts; ``rows``: every ranked image."""
     import gbmseg.steps.suggest
     from gbmseg.data.io import collect_images
 
     images = collect_images([params.suggest.images], "unlabelled image")  # before the model
     hashes, stems = known_images(params)
-    return gbmseg.steps.suggest.run(
-        params.suggest, load_model_ref(params, model_ref), images, params.suggest.out,
-        exclude=hashes, taken=stems, label=params.validate_.labels[0],
+    rows = gbmseg.steps.suggest.run(
+        params.suggest, load_model_ref(params, model or params.evaluate.model), images,
+        params.suggest.out, exclude=hashes, taken=stems, label=params.validate_.labels[0],
     )  # fmt: skip
+    top = rows[: params.suggest.top]
+    if run_log is not None:
+        run_log.metrics({"suggest_ranked": len(rows), "suggest_top_score": top[0]["score"]})
+    return {"ranked": len(rows), "drafts": [r["draft"] for r in top], "out": params.suggest.out,
+            "top_score": top[0]["score"], "rows": rows}  # fmt: skip
 
 
 def export(params: Params, model_ref: str) -> dict:

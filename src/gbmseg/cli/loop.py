@@ -27,13 +27,12 @@ def _suggest_args(sp: argparse.ArgumentParser) -> None:
     "images/ folder, then `dvc repro` (earlier test images stay test; the registry decides).",
 )
 def _suggest(args, params: Params) -> dict:
-    ranked = stages.suggest(params, args.model)
+    res = stages.suggest(params, model=args.model)
     out = params.suggest.out
-    top = [r["draft"] for r in ranked[: params.suggest.top]]
     target = params.labelled(params.finetune.target).raw
     return {
-        "ranked": len(ranked),
-        "drafts": top,
+        "ranked": res["ranked"],
+        "drafts": res["drafts"],
         "out": out,
         "next": f"open each {out}/*.json in labelme and correct it (see {out}/contact_sheet.png); "
         f"then move image + JSON into {target}/images/ and run `dvc repro`",

@@ -380,6 +380,9 @@ class KfpParams(Section):
     unlabelled_uri: str = Field(
         description="where it imports the unlabelled images when finetune starts from selfsup"
     )
+    suggest_uri: str = Field(
+        description="unlabelled images each run ends by ranking (`suggest`); '' = none"
+    )
     cron: str = Field(description="6-field cron (seconds first) of `gbmseg kfp schedule`")
     max_concurrency: int = Field(ge=1)
     gpu_pool: GpuPool
