@@ -113,7 +113,7 @@ def contact_sheet(rows: list[dict], overlays: list[np.ndarray], path: Path) -> N
         ax.imshow(rgb)
         ax.set_title(f"#{row['rank']} {Path(row['image']).name}\n{row['score']:.3f}", fontsize=8)
     fig.suptitle("Proposed for labelling (prediction in red): correct them in labelme")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -173,6 +173,7 @@ def _write(p: SuggestParams, out, ranked: list[dict], rows: list[dict], keep: di
                 overlays.append(_overlay(img, structure))
         contact_sheet(ranked[: p.top], overlays, tmp / "contact_sheet.png")
         table = pd.DataFrame(ranked + [r for r in rows if r["skipped"]]).drop(columns="tie")
+        table["rank"] = table["rank"].astype("Int64")  # skipped images have none
         table.to_csv(tmp / "ranked.csv", index=False)
     skipped = sum(bool(r["skipped"]) for r in rows)
     log.info("suggest: %d of %d image(s) ranked by %s (%d skipped); top %d -> %s",
