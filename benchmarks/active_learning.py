@@ -131,13 +131,15 @@ def ranking(work: Path, arm: str, p: Params) -> dict:
     return out
 
 
-def arm_round(work: Path, arm: str, seed: int, r: int, overrides: list[str]) -> dict:
-    """Fine-tune on the arm's labels so far; then (before the last round) pick the next 2."""
+def arm_round(work: Path, name: str, seed: int, r: int, overrides: list[str]) -> dict:
+    """Fine-tune on the labels of arm folder ``name`` (ARM-SEED) so far; then (before the
+    last round) pick the next 2."""
+    arm = name.split("-")[0]
     score = "random" if arm == "random" else None
     extra = [f"train.seed={seed}", f"suggest.seed={1000 * seed + r}"]
-    p = project(work, arm, [*overrides, *extra, *([f"suggest.score={score}"] if score else [])])
+    p = project(work, name, [*overrides, *extra, *([f"suggest.score={score}"] if score else [])])
     cell = {"arm": arm, "seed": seed, "round": r,
-            "labelled": len(list((work / "arms" / arm / "target" / "images").glob("*.png"))),
+            "labelled": len(list((work / "arms" / name / "target" / "images").glob("*.png"))),
             **fine_tune(p)}  # fmt: skip
     if r < ROUNDS:
         cell["picked"] = [
