@@ -8,11 +8,17 @@ from gbmseg import stages
 from gbmseg.cli.base import command, param
 from gbmseg.config import Params
 
-MODEL_HELP = "models:/NAME@ALIAS, runs:/ID/model or a model folder (default: %(default)s)"
+
+def _model(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--model",
+        default="models:/gbmseg-unet@champion",
+        help="models:/NAME@ALIAS, runs:/ID/model or a model folder (default: %(default)s)",
+    )
 
 
 def _suggest_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--model", default="models:/gbmseg-unet@champion", help=MODEL_HELP)
+    _model(sp)
     param(sp, "--images", "suggest.images", "folder of unlabelled images", metavar="DIR")
     param(sp, "--top", "suggest.top", "images to propose", metavar="N")
     param(sp, "--score", "suggest.score", "disagreement | entropy | random", metavar="NAME")
@@ -24,7 +30,8 @@ def _suggest_args(sp: argparse.ArgumentParser) -> None:
     "rank unlabelled images by the model's uncertainty; write the top N as labelme drafts",
     _suggest_args,
     epilog="The loop: correct the drafts in labelme, move image + JSON into the target's "
-    "images/ folder, then `dvc repro` (earlier test images stay test; the registry decides).",
+    "images/ folder, `dvc commit -f data.dvc`, then `dvc repro` (earlier test images stay "
+    "test; the registry decides whether the new model is promoted).",
 )
 def _suggest(args, params: Params) -> dict:
     res = stages.suggest(params, model=args.model)
@@ -35,12 +42,12 @@ def _suggest(args, params: Params) -> dict:
         "drafts": res["drafts"],
         "out": out,
         "next": f"open each {out}/*.json in labelme and correct it (see {out}/contact_sheet.png); "
-        f"then move image + JSON into {target}/images/ and run `dvc repro`",
+        f"then move image + JSON into {target}/images/, `dvc commit -f data.dvc`, `dvc repro`",
     }
 
 
 def _export_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--model", default="models:/gbmseg-unet@champion", help=MODEL_HELP)
+    _model(sp)
     param(sp, "--out", "export.out", "output folder", metavar="DIR")
     param(sp, "--sample", "export.sample", "image for the test input", metavar="IMAGE")
 
