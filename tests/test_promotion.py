@@ -191,3 +191,30 @@ def test_higher_dice_with_a_rim_too_wide_is_not_promoted_and_better_on_both_is()
     assert promotion.thickness_guard(old_rel, exact_rel, 0.02) is None  # better on both
     assert promotion.thickness_guard(old_rel, rim_rel, 1.0) is None  # a loose tolerance
     assert promotion.thickness_guard(np.full(3, np.nan), rim_rel[:3], 0.02) is None
+
+
+def test_the_guard_holds_on_real_em_membrane_masks():
+    """The same decision on the ISBI-2012 labels (real membranes, not drawn ribbons): a
+    challenger 1 px too wide on each edge beats a champion that misses a stretch on Dice and
+    is refused on thickness; the labels themselves, better on both, pass."""
+    from scipy import ndimage
+
+    from gbmseg.data.io import read_mask
+    from tests.conftest import shared
+
+    isbi = shared("isbi2012")
+    labels = [read_mask(f, "black")[:256, :256] for f in sorted((isbi / "masks").iterdir())[:6]]
+    champion = [t.copy() for t in labels]
+    for q in champion:
+        q[:, 80:170] = 0  # right thickness, a stretch missed
+    rim = [ndimage.binary_dilation(t).astype(np.uint8) for t in labels]
+    old_dice, old_rel = _figures(labels, champion)
+    rim_dice, rim_rel = _figures(labels, rim)
+    exact_dice, exact_rel = _figures(labels, labels)
+    assert rim_dice.mean() > old_dice.mean() + 0.05  # Dice alone would promote the rim
+    assert promotion.paired_bootstrap(old_dice, rim_dice, 0.0, 0.95, 2000, 0)["promote"]
+    refused = promotion.thickness_guard(old_rel, rim_rel, 0.02)
+    assert refused is not None and not refused["promote"], (old_rel, rim_rel)
+    assert "thickness agrees worse" in refused["reason"]
+    assert promotion.paired_bootstrap(old_dice, exact_dice, 0.0, 0.95, 2000, 0)["promote"]
+    assert promotion.thickness_guard(old_rel, exact_rel, 0.02) is None  # better on both
