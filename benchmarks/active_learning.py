@@ -32,19 +32,17 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from benchmarks import active_learning_report as report
 from benchmarks import folders
-from benchmarks.common import ROOT, SHARED, table, write
+from benchmarks.active_learning_report import ADD, ARMS, ROUNDS, SCORES, START
+from benchmarks.common import ROOT, SHARED
 from gbmseg import stages
 from gbmseg.config import Params, load
 from gbmseg.data import labelme
 from gbmseg.data.io import read_image, read_mask, write_png
 
 log = logging.getLogger("benchmarks.active_learning")
-ROUNDS, START, ADD = 3, 2, 2
-ARMS = ("suggest", "random")
-SCORES = ("disagreement", "entropy")
 BUDGET = ["finetune.epochs=10", "train.steps_per_epoch=25", "train.epochs=20"]
-RULE = "suggest beats random if its mean test Dice is ahead at rounds 2 and 3"
 
 
 def draw(work: Path) -> None:
@@ -179,23 +177,6 @@ def run_seed(work: Path, seed: int, cells: dict, save, overrides: list[str]) -> 
             label(work, name, cell.get("picked", []))
 
 
-def summary(cells: dict, seeds: list[int]) -> list[dict]:
-    rows = []
-    for r in range(ROUNDS + 1):
-        row = {"round": r, "labelled": START + ADD * r}
-        for arm in ARMS:
-            d = [cells[f"{arm}-{s}-r{r}"]["dice"] for s in seeds if f"{arm}-{s}-r{r}" in cells]
-            row[arm] = f"{np.mean(d):.4f} +- {np.std(d):.4f}" if d else ""
-            row[f"{arm}_mean"] = float(np.mean(d)) if d else None
-        rows.append(row)
-    return rows
-
-
-def verdict(rows: list[dict]) -> str:
-    ahead = [r["suggest_mean"] > r["random_mean"] for r in rows[2:] if r["suggest_mean"]]
-    return "suggest beats random" if len(ahead) == 2 and all(ahead) else "no better than random"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -222,32 +203,8 @@ def main() -> None:
 
     for seed in args.seeds:
         run_seed(args.work, seed, cells, save, args.overrides)
-    report(args, cells, time.perf_counter() - t0)
-
-
-def report(args, cells: dict, seconds: float) -> None:
-    rows = summary(cells, args.seeds)
-    ranks = [{"seed": s, **cells[f"start-{s}-r0"]["ranking"]} for s in args.seeds]
-    rank_cols = ["seed", "pool", "mean_error", *[f"rho_{s}" for s in SCORES],
-                 *[f"top{ADD}_error_{s}" for s in SCORES]]  # fmt: skip
-    default = load(ROOT / "params.yaml", []).suggest.score
-    md = (
-        "# Active learning: labels chosen by `gbmseg suggest` vs at random (VNC target)\n\n"
-        f"Source: ISBI-2012 (30 images). Target: VNC, 10 test images never chosen from; pool: "
-        f"40 quarter crops, masks hidden. Start {START} random crops, +{ADD} per round. "
-        f"suggest.score: {default}. Budget: {' '.join(BUDGET + args.overrides)}. Test Dice, "
-        f"mean +- sd over seeds {args.seeds}.\n\nRule (fixed before running): {RULE}. "
-        f"Verdict: **{verdict(rows)}**.\n\n"
-        + table(rows, ["round", "labelled", *ARMS])
-        + "\n## Which score ranks the worst crops first (round-0 models, whole pool)\n\n"
-        "rho: Spearman of the score with the true error (1 - Dice on the crop's hidden mask); "
-        f"top{ADD}_error: mean true error of the {ADD} crops each score ranks first.\n\n"
-        + table(ranks, rank_cols)
-    )
-    result = {"cells": cells, "summary": rows, "ranking": ranks, "rule": RULE,
-              "verdict": verdict(rows), "score": default, "budget": BUDGET,
-              "overrides": args.overrides, "seconds": round(seconds, 1)}  # fmt: skip
-    write(args.out, "active_learning", result, md)
+    args.budget = BUDGET
+    report.write_report(args, cells, time.perf_counter() - t0)
 
 
 if __name__ == "__main__":
