@@ -37,10 +37,13 @@ def _suggest(args, params: Params) -> dict:
     res = stages.suggest(params, model=args.model)
     out = params.suggest.out
     target = params.labelled(params.finetune.target).raw
+    from gbmseg.steps.suggest import MEASURED
+
     return {
         "ranked": res["ranked"],
         "drafts": res["drafts"],
         "out": out,
+        "measured": MEASURED if params.suggest.score != "random" else "a seeded random draw",
         "next": f"open each {out}/*.json in labelme and correct it (see {out}/contact_sheet.png); "
         f"then move image + JSON into {target}/images/, `dvc commit -f data.dvc`, `dvc repro`",
     }
