@@ -149,8 +149,11 @@ def shapes(structure: np.ndarray, label: str, hole_label: str) -> list[dict]:
     return out
 
 
-def document(structure: np.ndarray, image_path: str, label: str, hole_label: str) -> dict:
-    """A labelme file for ``structure`` (``image_path`` relative to the JSON file)."""
+def document(
+    structure: np.ndarray, image_path: str, label: str, hole_label: str, pixel_size=None
+) -> dict:
+    """A labelme file for ``structure`` (``image_path`` relative to the JSON file); with
+    ``pixel_size`` (a ``PixelSize``), its record too (labelme keeps keys it does not know)."""
     h, w = structure.shape
     return {
         "version": "5.5.0",
@@ -160,4 +163,5 @@ def document(structure: np.ndarray, image_path: str, label: str, hole_label: str
         "imageData": None,
         "imageHeight": int(h),
         "imageWidth": int(w),
+        **(pixel_size.record() if pixel_size is not None else {}),
     }

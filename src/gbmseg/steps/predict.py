@@ -152,9 +152,7 @@ def write_labelme(
     on = 0 if positive == "black" else 255
     structure = tifffile.imread(mask_path) == on
     rel = os.path.relpath(image.resolve(), mask_path.parent.resolve())
-    doc = labelme.document(structure, rel, label, labelme.HOLE)
-    if pixel_size is not None:
-        doc |= pixel_size.record()
+    doc = labelme.document(structure, rel, label, labelme.HOLE, pixel_size)
     return write_json(mask_path.parent / f"{image.stem}.json", doc)
 
 

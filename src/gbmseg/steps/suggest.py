@@ -100,9 +100,7 @@ def _draft(path: Path, pic, structure: np.ndarray, out: Path, *, label: str, ste
         shutil.copyfile(path, image)
     else:
         image = write_png(out / f"{stem}.png", to_uint8(pic.pixels), pic.pixel_size)
-    doc = labelme.document(structure, image.name, label, labelme.HOLE)
-    if pic.pixel_size is not None:
-        doc |= pic.pixel_size.record()
+    doc = labelme.document(structure, image.name, label, labelme.HOLE, pic.pixel_size)
     write_json(out / f"{stem}.json", doc)
     return image.name
 
