@@ -93,13 +93,14 @@ def draft_stem(stem: str, taken: set[str]) -> str:
     return name
 
 
-def _draft(path: Path, pic, structure: np.ndarray, out: Path, *, label: str, stem: str) -> str:
+def _draft(path: Path, img: np.ndarray, pic, structure: np.ndarray, out: Path, *, label: str,
+           stem: str) -> str:  # fmt: skip
     """The image and its labelme JSON (the prediction as polygons, the pixel size kept)."""
     if path.suffix.lower() in LABELME_OPENS:
         image = out / f"{stem}{path.suffix}"
         shutil.copyfile(path, image)
     else:
-        image = write_png(out / f"{stem}.png", to_uint8(pic.pixels), pic.pixel_size)
+        image = write_png(out / f"{stem}.png", img, pic.pixel_size)
     doc = labelme.document(structure, image.name, label, labelme.HOLE, pic.pixel_size)
     write_json(out / f"{stem}.json", doc)
     return image.name
@@ -153,15 +154,15 @@ def run(
         digest = pixels_sha256(img)
         why = "labelled or test" if digest in exclude else "duplicate" if digest in seen else ""
         seen.add(digest)
-        row = {"image": str(path), "pixels_sha256": digest, "skipped": why, "tie": rng.random()}
+        row = {"image": str(path), "pixels_sha256": digest, "skipped": why, "random": rng.random()}
         if not why:
             nm = pic.pixel_size.nm if pic.pixel_size else None
             views = flip_views(model, img, nm, p, prec)
-            row |= scores(views, threshold, p.band_px) | {"random": row["tie"]}
+            row |= scores(views, threshold, p.band_px)
             keep[str(path)] = (path, img, pic, views.mean(axis=0) > threshold)
         rows.append(row)
     ranked = sorted((r for r in rows if not r["skipped"]),
-                    key=lambda r: (-r[p.score], r["tie"]))  # fmt: skip
+                    key=lambda r: (-r[p.score], r["random"]))  # fmt: skip
     if not ranked:
         raise DataError(f"{inputs}: every image is already labelled or a test image; "
                         "add unlabelled images to the folder")  # fmt: skip
@@ -177,10 +178,10 @@ def _write(p: SuggestParams, out, ranked: list[dict], rows: list[dict], keep: di
             if i <= p.top:
                 path, img, pic, structure = keep[row["image"]]
                 stem = draft_stem(path.stem, taken)
-                row["draft"] = _draft(path, pic, structure, tmp, label=label, stem=stem)
+                row["draft"] = _draft(path, img, pic, structure, tmp, label=label, stem=stem)
                 overlays.append(_overlay(img, structure))
         contact_sheet(ranked[: p.top], overlays, tmp / "contact_sheet.png")
-        table = pd.DataFrame(ranked + [r for r in rows if r["skipped"]]).drop(columns="tie")
+        table = pd.DataFrame(ranked + [r for r in rows if r["skipped"]])
         table["rank"] = table["rank"].astype("Int64")  # skipped images have none
         table.to_csv(tmp / "ranked.csv", index=False)
     skipped = sum(bool(r["skipped"]) for r in rows)
